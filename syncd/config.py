@@ -1,0 +1,227 @@
+"""Settings: one validated object built from ``SYNCD_*`` variables, an env file and credentials.
+
+This module is the only one that reads syncd's settings from the environment, and it does so
+only when :func:`load_settings` is called, never at import time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+from dotenv import dotenv_values
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from syncd import errors, systemd
+from syncd.i18n import gettext as _
+from syncd.i18n import gettext_noop as N_
+
+ENV_PREFIX = "SYNCD_"
+ENV_FILE_VARIABLE = "SYNCD_ENV_FILE"
+# Variables with the prefix that are not settings: the env file's own path and test wiring.
+_NOT_SETTINGS = (ENV_FILE_VARIABLE, "SYNCD_TEST_")
+
+AMAZON_LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+
+Environment = Literal["production", "sandbox"]
+Region = Literal["na", "eu", "fe"]
+
+
+class Settings(BaseSettings):
+    """Every setting of syncd; each field is read from ``SYNCD_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = "sqlite:///syncd.db"
+    environment: Environment = "production"
+
+    lwa_client_id: str | None = None
+    lwa_client_secret: SecretStr | None = None
+    lwa_token_url: AnyHttpUrl = AnyHttpUrl(AMAZON_LWA_TOKEN_URL)
+
+    spapi_endpoint_na: AnyHttpUrl | None = None
+    spapi_endpoint_eu: AnyHttpUrl | None = None
+    spapi_endpoint_fe: AnyHttpUrl | None = None
+
+    https_proxy: AnyHttpUrl | None = None
+    http_connect_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
+    http_read_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds
+    http_write_timeout: float = Field(default=30.0, gt=0, le=600)  # seconds
+    http_pool_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
+
+    retry_max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    retry_base_delay: float = Field(default=1.0, gt=0, le=600)  # seconds
+    retry_max_delay: float = Field(default=60.0, gt=0, le=3_600)  # seconds
+
+    clock_skew_margin: float = Field(default=60.0, ge=0, le=3_600)  # seconds
+    token_refresh_margin: float = Field(default=300.0, ge=0, le=3_000)  # seconds
+    auth_failure_recheck: float = Field(default=3_600.0, ge=0, le=86_400 * 7)  # seconds
+
+    language: Literal["zh_CN", "en"] | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - keep SQLAlchemy off the CLI's fast path
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    def endpoint_override(self, region: Region) -> str | None:
+        """Return the configured base URL for ``region``, or None to use Amazon's host."""
+        value: AnyHttpUrl | None = getattr(self, f"spapi_endpoint_{region}")
+        return None if value is None else str(value).rstrip("/")
+
+    def require_lwa_credentials(self) -> tuple[str, SecretStr]:
+        """Return the LWA client id and secret, or raise naming the ones that are missing.
+
+        Raises:
+            errors.SettingsError: the client id or the secret is not set.
+        """
+        problems = []
+        if not self.lwa_client_id:
+            problems.append(_problem("lwa_client_id", None))
+        if self.lwa_client_secret is None or not self.lwa_client_secret.get_secret_value():
+            problems.append(_problem("lwa_client_secret", None))
+        if problems:
+            raise errors.SettingsError(problems)
+        assert self.lwa_client_id is not None
+        assert self.lwa_client_secret is not None
+        return self.lwa_client_id, self.lwa_client_secret
+
+
+# The expected form of each setting, shown when its value is invalid.
+_EXPECTED: dict[str, str] = {
+    "database_url": N_(
+        "an SQLAlchemy URL such as sqlite:///syncd.db, "
+        "postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
+    ),
+    "environment": N_("production or sandbox"),
+    "lwa_client_id": N_("the LWA client id of the application (amzn1.application-oa2-client.…)"),
+    "lwa_client_secret": N_("the LWA client secret of the application"),
+    "lwa_token_url": N_("an http(s) URL, by default https://api.amazon.com/auth/o2/token"),
+    "spapi_endpoint_na": N_("an http(s) base URL such as https://sellingpartnerapi-na.amazon.com"),
+    "spapi_endpoint_eu": N_("an http(s) base URL such as https://sellingpartnerapi-eu.amazon.com"),
+    "spapi_endpoint_fe": N_("an http(s) base URL such as https://sellingpartnerapi-fe.amazon.com"),
+    "https_proxy": N_("a proxy URL such as http://proxy.example.cn:3128"),
+    "http_connect_timeout": N_("seconds, a number above 0 and at most 300"),
+    "http_read_timeout": N_("seconds, a number above 0 and at most 600"),
+    "http_write_timeout": N_("seconds, a number above 0 and at most 600"),
+    "http_pool_timeout": N_("seconds, a number above 0 and at most 300"),
+    "retry_max_attempts": N_("a whole number from 1 to 20"),
+    "retry_max_seconds": N_("seconds, a number above 0 and at most 86400"),
+    "retry_base_delay": N_("seconds, a number above 0 and at most 600"),
+    "retry_max_delay": N_("seconds, a number above 0 and at most 3600"),
+    "clock_skew_margin": N_("seconds, a number from 0 to 3600"),
+    "token_refresh_margin": N_("seconds, a number from 0 to 3000"),
+    "auth_failure_recheck": N_("seconds, a number from 0 to 604800"),
+    "language": N_("zh_CN or en"),
+    "log_format": N_("auto, json or console"),
+    "log_level": N_("debug, info, warning or error"),
+}
+_SECRET_FIELDS = frozenset({"lwa_client_secret"})
+
+
+def _problem(field: str, value: object) -> errors.SettingProblem:
+    shown: str | None
+    if value is None:
+        shown = None
+    elif field in _SECRET_FIELDS:
+        shown = _("(hidden)")
+    else:
+        shown = str(value)
+    return errors.SettingProblem(
+        variable=ENV_PREFIX + field.upper(), value=shown, expected=_(_EXPECTED[field])
+    )
+
+
+def _unknown_variables(variables: Mapping[str, str | None]) -> list[errors.SettingProblem]:
+    known = [ENV_PREFIX + field.upper() for field in Settings.model_fields]
+    problems = []
+    for name, value in variables.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if any(upper.startswith(prefix) for prefix in _NOT_SETTINGS):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1)
+        hint = (
+            _("a known setting; did you mean {name}?").format(name=close[0])
+            if close
+            else _("a known setting (see settings.example.env)")
+        )
+        problems.append(errors.SettingProblem(variable=upper, value=value or "", expected=hint))
+    return problems
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Build the settings from the environment, the env file and systemd credentials.
+
+    Values in the environment win over the env file, which wins over credential files. A
+    secret can come from a file named after its variable (for example
+    ``SYNCD_LWA_CLIENT_SECRET``) in systemd's credentials directory.
+
+    Args:
+        env_file: an env file to read; defaults to the file named by ``SYNCD_ENV_FILE``.
+
+    Raises:
+        errors.SettingsError: naming every invalid or unknown setting at once.
+    """
+    if env_file is None and os.environ.get(ENV_FILE_VARIABLE):
+        env_file = Path(os.environ[ENV_FILE_VARIABLE])
+    if env_file is not None and not env_file.is_file():
+        raise errors.SettingsError(
+            [
+                errors.SettingProblem(
+                    variable=ENV_FILE_VARIABLE,
+                    value=str(env_file),
+                    expected=_("a readable env file"),
+                )
+            ]
+        )
+
+    file_values = dotenv_values(env_file) if env_file is not None else {}
+    unknown = _unknown_variables({**file_values, **os.environ})
+    try:
+        settings = Settings(
+            _env_file=env_file,
+            _secrets_dir=systemd.credentials_directory(),
+        )
+    except pydantic.ValidationError as exc:
+        problems = [_problem(str(error["loc"][0]), error.get("input")) for error in exc.errors()]
+        raise errors.SettingsError([*problems, *unknown]) from exc
+    if unknown:
+        raise errors.SettingsError(unknown)
+    return settings
+
+
+def read_language_setting(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return ``SYNCD_LANGUAGE`` from the environment or the env file, ignoring other errors.
+
+    The CLI needs the language before it can report any other settings error in it.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(ENV_PREFIX + "LANGUAGE")
+    if value:
+        return value
+    env_file = env.get(ENV_FILE_VARIABLE)
+    if env_file and Path(env_file).is_file():
+        return dotenv_values(env_file).get(ENV_PREFIX + "LANGUAGE")
+    return None

@@ -1,0 +1,38 @@
+"""Running alembic migrations from code (``syncd db upgrade``) and checking they are current."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+MIGRATIONS_DIR = str(files("syncd.migrations"))
+
+
+def alembic_config(url: str) -> Config:
+    """Return an alembic configuration for ``url`` that needs no alembic.ini."""
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS_DIR)
+    # ConfigParser interpolation would eat "%" in passwords.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision``."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the revision the database is at, or None for an empty database."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(url: str) -> str | None:
+    """Return the newest revision of the migration scripts."""
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()

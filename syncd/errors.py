@@ -1,0 +1,264 @@
+"""Exceptions raised by syncd, grouped by what the caller should do next.
+
+Every exception has :class:`SyncdError` as its root and builds its own message from the ids
+it carries, so a raise site is one line and ``str(exc)`` is never empty::
+
+    SyncdError
+    ├── ConfigError                  fix the settings or the account, then start again
+    │   ├── SettingsError            one or more settings are invalid (lists every field)
+    │   └── MarketplaceError         unknown marketplace id, or one sent to the wrong region
+    ├── AuthError                    LWA refused us; fatal until a person fixes the credentials
+    │   ├── InvalidGrantError        the refresh token was revoked: the seller must re-authorize
+    │   ├── InvalidClientError       the LWA client id or secret is wrong or expired
+    │   └── AccessTokenExpiredError  an access token expired again right after a refresh
+    ├── ApiError                     SP-API answered with an error, or did not answer
+    │   ├── RetryableApiError        429, 5xx, timeouts on idempotent calls: retry later
+    │   │   └── ThrottledError       429 QuotaExceeded
+    │   ├── WindowTooRecentError     the two-minute rule: clamp the window and retry once
+    │   ├── OutcomeUnknownError      a call that creates something may or may not have run
+    │   └── FatalApiError            everything else, including answers nobody classified
+    │       ├── AccessDeniedError    403 that is not an expired token (missing role)
+    │       └── PaginationTokenError Amazon rejected a page token (expired or params changed)
+    ├── PaginationError              a page token repeated: the pages would loop
+    └── RequestError                 syncd refused to build a request that Amazon would reject
+
+No exception carries a secret: access tokens, refresh tokens and client secrets are never
+passed to a constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from syncd.i18n import gettext as _
+
+
+class SyncdError(Exception):
+    """Root of every error syncd raises on purpose."""
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+class ConfigError(SyncdError):
+    """The settings or an account's configuration are wrong; a person must fix them."""
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One invalid setting: the environment variable, the value seen and the expected form."""
+
+    variable: str
+    value: str | None
+    expected: str
+
+
+class SettingsError(ConfigError):
+    """One or more settings are invalid; the message names every one of them."""
+
+    def __init__(self, problems: Sequence[SettingProblem]) -> None:
+        self.problems = tuple(problems)
+        lines = [_("Invalid settings ({count}):").format(count=len(self.problems))]
+        for problem in self.problems:
+            shown = _("(not set)") if problem.value is None else repr(problem.value)
+            lines.append(
+                _("  {variable} = {value}: expected {expected}").format(
+                    variable=problem.variable, value=shown, expected=problem.expected
+                )
+            )
+        super().__init__("\n".join(lines))
+
+
+class MarketplaceError(ConfigError):
+    """A marketplace id is unknown or belongs to another region than the one addressed."""
+
+    def __init__(
+        self, marketplace_id: str, region: str | None, expected_region: str | None
+    ) -> None:
+        self.marketplace_id = marketplace_id
+        self.region = region
+        self.expected_region = expected_region
+        if expected_region is None:
+            message = _(
+                "Unknown marketplace id {marketplace_id!r}: use one of the ids listed by "
+                "'syncd marketplaces'."
+            ).format(marketplace_id=marketplace_id)
+        else:
+            message = _(
+                "Marketplace {marketplace_id} belongs to region {expected_region}, not "
+                "{region}: add it to an account of region {expected_region}."
+            ).format(
+                marketplace_id=marketplace_id,
+                expected_region=expected_region.upper(),
+                region=(region or "?").upper(),
+            )
+        super().__init__(message)
+
+
+# -- LWA ----------------------------------------------------------------------------------------
+
+
+class AuthError(SyncdError):
+    """Login with Amazon refused to issue an access token.
+
+    Carries the LWA error code and the HTTP status, never the refresh token or the secret.
+    """
+
+    def __init__(
+        self, lwa_error: str | None, status_code: int | None, description: str = ""
+    ) -> None:
+        self.lwa_error = lwa_error
+        self.status_code = status_code
+        self.description = description
+        super().__init__(self._build_message())
+
+    def _build_message(self) -> str:
+        return _(
+            "LWA refused the token request (HTTP {status}, error {error}): {description}"
+        ).format(status=self.status_code, error=self.lwa_error, description=self.description or "-")
+
+
+class InvalidGrantError(AuthError):
+    """The refresh token was revoked or never granted: the seller must authorize again."""
+
+    def _build_message(self) -> str:
+        return _(
+            "LWA rejected the refresh token (invalid_grant): the seller revoked or never granted "
+            "access. Authorize the application again in Seller Central and store the new "
+            "refresh token."
+        )
+
+
+class InvalidClientError(AuthError):
+    """LWA rejected the application's client id or secret (often a secret older than 180 days)."""
+
+    def _build_message(self) -> str:
+        return _(
+            "LWA rejected the client credentials (invalid_client): check SYNCD_LWA_CLIENT_ID and "
+            "SYNCD_LWA_CLIENT_SECRET; LWA client secrets expire every 180 days."
+        )
+
+
+class AccessTokenExpiredError(AuthError):
+    """SP-API still reported an expired access token after one refresh and replay."""
+
+    def __init__(self, request_id: str | None) -> None:
+        self.request_id = request_id
+        super().__init__("access_token_expired", 403)
+
+    def _build_message(self) -> str:
+        return _(
+            "SP-API reported an expired access token again right after a refresh "
+            "(request id {request_id}): check the server clock and the LWA token URL."
+        ).format(request_id=self.request_id or "-")
+
+
+# -- SP-API -------------------------------------------------------------------------------------
+
+
+class ApiError(SyncdError):
+    """An SP-API call failed; carries everything Amazon told us about it."""
+
+    def __init__(
+        self,
+        operation: str,
+        status_code: int | None,
+        error_code: str | None = None,
+        message: str = "",
+        request_id: str | None = None,
+        *,
+        details: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.operation = operation
+        self.status_code = status_code
+        self.error_code = error_code
+        self.error_message = message
+        self.details = details
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(self._build_message())
+
+    def _build_message(self) -> str:
+        text = self.error_message or "-"
+        if self.details and self.details not in text:
+            text = f"{text} ({self.details})"
+        return _(
+            "{operation} failed: HTTP {status}, code {code}, request id {request_id}: {message}"
+        ).format(
+            operation=self.operation,
+            status=self.status_code if self.status_code is not None else "-",
+            code=self.error_code or "-",
+            request_id=self.request_id or "-",
+            message=text,
+        )
+
+
+class RetryableApiError(ApiError):
+    """A transient failure (429, 5xx, timeout) of a call that is safe to repeat."""
+
+
+class ThrottledError(RetryableApiError):
+    """Amazon answered 429: the usage plan's bucket for this operation is empty."""
+
+
+class WindowTooRecentError(ApiError):
+    """The two-minute rule: a ``*Before`` bound was too close to Amazon's current time."""
+
+
+class OutcomeUnknownError(ApiError):
+    """A call that creates something failed in a way that leaves its outcome unknown.
+
+    The caller must look the resource up (for example with getReports) before it sends the
+    request again, or it may create a duplicate.
+    """
+
+
+class FatalApiError(ApiError):
+    """An answer that retrying will not change; also every answer the table does not know."""
+
+
+class AccessDeniedError(FatalApiError):
+    """403 that is not an expired token: the application lacks a role or the seller's grant."""
+
+
+class PaginationTokenError(FatalApiError):
+    """Amazon rejected a page token: it expired or other parameters changed since page one."""
+
+
+# -- local checks -------------------------------------------------------------------------------
+
+
+class PaginationError(SyncdError):
+    """Following the page tokens would loop: a token repeated, or pages stopped bringing news."""
+
+    REPEATED_TOKEN = "repeated_token"
+    NO_NEW_ITEMS = "no_new_items"
+
+    def __init__(self, operation: str, page_number: int, reason: str = REPEATED_TOKEN) -> None:
+        self.operation = operation
+        self.page_number = page_number
+        self.reason = reason
+        if reason == self.NO_NEW_ITEMS:
+            text = _(
+                "{operation}: pages up to page {page} brought no new items under new page "
+                "tokens; paging stopped to avoid a loop."
+            )
+        else:
+            text = _(
+                "{operation}: page {page} returned a page token that was already used; paging "
+                "stopped to avoid a loop."
+            )
+        super().__init__(text.format(operation=operation, page=page_number))
+
+
+class RequestError(SyncdError):
+    """syncd refused to send a request that breaks one of Amazon's documented rules."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        self.operation = operation
+        self.reason = reason
+        super().__init__(
+            _("{operation}: request not sent: {reason}").format(operation=operation, reason=reason)
+        )

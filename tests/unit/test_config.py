@@ -1,0 +1,116 @@
+"""Settings: every bad field named at once, unknown variables caught, secrets hidden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncd import config, errors
+
+
+def test_defaults_need_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = config.load_settings()
+
+    assert settings.database_url == "sqlite:///syncd.db"
+    assert str(settings.lwa_token_url) == config.AMAZON_LWA_TOKEN_URL
+    assert settings.environment == "production"
+    assert settings.endpoint_override("eu") is None
+
+
+def test_every_bad_field_is_named_with_its_expected_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_ENVIRONMENT", "staging")
+    monkeypatch.setenv("SYNCD_HTTP_READ_TIMEOUT", "-5")
+    monkeypatch.setenv("SYNCD_SPAPI_ENDPOINT_EU", "not a url")
+    monkeypatch.setenv("SYNCD_DATABASE_URL", "nonsense")
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings()
+
+    variables = {problem.variable for problem in caught.value.problems}
+    assert variables == {
+        "SYNCD_ENVIRONMENT",
+        "SYNCD_HTTP_READ_TIMEOUT",
+        "SYNCD_SPAPI_ENDPOINT_EU",
+        "SYNCD_DATABASE_URL",
+    }
+    message = str(caught.value)
+    assert "'staging'" in message
+    assert "production or sandbox" in message
+    assert "https://sellingpartnerapi-eu.amazon.com" in message
+
+
+def test_unknown_variable_gets_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_DATABSE_URL", "sqlite:///x.db")
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings()
+
+    assert "did you mean SYNCD_DATABASE_URL?" in str(caught.value)
+
+
+def test_test_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_POSTGRESQL_URL", "postgresql://x")
+
+    config.load_settings()
+
+
+def test_secret_value_never_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / "syncd.env"
+    env_file.write_text("SYNCD_LWA_CLIENT_SECRET=\nSYNCD_LWA_CLIENT_ID=\n", encoding="utf-8")
+
+    settings = config.load_settings(env_file)
+    with pytest.raises(errors.SettingsError) as caught:
+        settings.require_lwa_credentials()
+
+    assert {p.variable for p in caught.value.problems} == {
+        "SYNCD_LWA_CLIENT_ID",
+        "SYNCD_LWA_CLIENT_SECRET",
+    }
+
+
+def test_env_file_and_environment_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / "syncd.env"
+    env_file.write_text(
+        "SYNCD_LWA_CLIENT_ID=from-file\nSYNCD_LWA_CLIENT_SECRET=file-secret\nSYNCD_ENVIRONMENT=sandbox\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SYNCD_ENV_FILE", str(env_file))
+    monkeypatch.setenv("SYNCD_LWA_CLIENT_ID", "from-env")
+
+    settings = config.load_settings()
+
+    assert settings.lwa_client_id == "from-env"
+    assert settings.environment == "sandbox"
+    assert "file-secret" not in repr(settings)
+    assert settings.require_lwa_credentials()[1].get_secret_value() == "file-secret"
+
+
+def test_missing_env_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(errors.SettingsError, match="SYNCD_ENV_FILE"):
+        config.load_settings(tmp_path / "absent.env")
+
+
+def test_secret_from_systemd_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "SYNCD_LWA_CLIENT_SECRET").write_text("cred-secret\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    monkeypatch.setenv("SYNCD_LWA_CLIENT_ID", "id")
+
+    settings = config.load_settings()
+
+    assert settings.require_lwa_credentials()[1].get_secret_value() == "cred-secret"
+
+
+def test_endpoint_override_drops_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_SPAPI_ENDPOINT_FE", "http://127.0.0.1:8402/")
+
+    assert config.load_settings().endpoint_override("fe") == "http://127.0.0.1:8402"
+
+
+def test_language_setting_read_before_everything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / "syncd.env"
+    env_file.write_text("SYNCD_LANGUAGE=zh_CN\nSYNCD_BROKEN=1\n", encoding="utf-8")
+
+    assert config.read_language_setting({"SYNCD_ENV_FILE": str(env_file)}) == "zh_CN"
+    assert config.read_language_setting({"SYNCD_LANGUAGE": "en"}) == "en"
+    assert config.read_language_setting({}) is None
