@@ -1,0 +1,427 @@
+"""The SP-API client: one place where every request is paced, authorized, sent and judged.
+
+For each call, :meth:`SpApiClient.call`:
+
+1. checks that every marketplace id in the request belongs to the account's region;
+2. takes a token from the (account, region, operation) bucket, waiting if it is empty;
+3. sends the request with the account's LWA token, which refreshes and replays itself once
+   on an expired-token 403;
+4. learns Amazon's clock from ``Date`` and the usage plan from ``x-amzn-RateLimit-Limit``;
+5. classifies the answer with :mod:`syncd.amazon.outcomes` and returns, retries with
+   backoff, or raises the exception the table names.
+
+No request is signed and no AWS credential is used: SP-API has not required SigV4 since
+October 2023.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from syncd import __version__, errors
+from syncd.amazon import marketplaces, outcomes
+from syncd.amazon.auth import OPERATION_EXTENSION, LwaAuth, LwaClient, TokenProvider
+from syncd.amazon.clock import AmazonClock, monotonic
+from syncd.amazon.marketplaces import Region
+from syncd.amazon.operations import Operation
+from syncd.amazon.query import Query
+from syncd.amazon.retry import RetryPolicy
+from syncd.amazon.throttle import BucketRegistry
+from syncd.config import Settings
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+USER_AGENT = f"syncd/{__version__} (Language=Python/{platform.python_version()})"
+GRANTLESS_ACCOUNT = "(grantless)"
+
+
+@dataclass(frozen=True)
+class SellerAccount:
+    """One seller authorization in one region; ``repr`` never shows the refresh token."""
+
+    name: str
+    region: Region
+    refresh_token: SecretStr = field(repr=False)
+    marketplace_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A successful SP-API answer."""
+
+    operation: str
+    status_code: int
+    body: Any  # parsed JSON; None for an empty body (204)
+    headers: httpx.Headers
+    request_id: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One attempt of one call, as reported to listeners (run summaries, metrics)."""
+
+    account: str
+    region: str
+    operation: str
+    status_code: int | None
+    failure: str | None
+    action: str
+    attempt: int
+    duration_ms: float
+    quota_wait_seconds: float
+    request_id: str | None
+
+    @property
+    def throttled(self) -> bool:
+        """True for a 429 answer."""
+        return self.status_code == 429
+
+
+def build_http_client(settings: Settings) -> httpx.Client:
+    """Create the process's HTTP client: explicit timeouts and the proxy for every host.
+
+    The proxy in ``SYNCD_HTTPS_PROXY`` covers SP-API, LWA and presigned document hosts alike.
+    Without it, the standard ``HTTPS_PROXY``/``NO_PROXY`` variables apply.
+    """
+    timeout = httpx.Timeout(
+        connect=settings.http_connect_timeout,
+        read=settings.http_read_timeout,
+        write=settings.http_write_timeout,
+        pool=settings.http_pool_timeout,
+    )
+    proxy = None if settings.https_proxy is None else str(settings.https_proxy)
+    return httpx.Client(
+        timeout=timeout,
+        proxy=proxy,
+        headers={"user-agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
+
+
+class SpApiClient:
+    """Sends SP-API requests for any number of accounts; thread-safe.
+
+    Args:
+        settings: endpoints, LWA client, timeouts and retry budget.
+        http: the HTTP client to use; built from the settings when omitted.
+        clock: Amazon's clock, shared with the callers that compute windows.
+        buckets: the quota buckets; one registry per process.
+        stop: when set, quota waits end early (used on SIGTERM).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: httpx.Client | None = None,
+        clock: AmazonClock | None = None,
+        buckets: BucketRegistry | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic_clock: Callable[[], float] = monotonic,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.http = http if http is not None else build_http_client(settings)
+        self._owns_http = http is None
+        self.clock = clock or AmazonClock()
+        self.buckets = buckets or BucketRegistry()
+        self.retry = retry or RetryPolicy.from_settings(settings)
+        self._sleep = sleep
+        self._monotonic = monotonic_clock
+        self._stop = stop
+        self._providers: dict[str, TokenProvider] = {}
+        self._providers_lock = threading.Lock()
+        self._listeners: list[Callable[[CallRecord], None]] = []
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> SpApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add_listener(self, listener: Callable[[CallRecord], None]) -> None:
+        """Call ``listener`` after every attempt of every call."""
+        self._listeners.append(listener)
+
+    def endpoint(self, region: Region) -> str:
+        """Return the base URL for ``region``: the override setting, else Amazon's host."""
+        override = self.settings.endpoint_override(region)
+        if override is not None:
+            return override
+        hosts = (
+            marketplaces.SANDBOX_HOSTS
+            if self.settings.environment == "sandbox"
+            else marketplaces.PRODUCTION_HOSTS
+        )
+        return hosts[region]
+
+    def _lwa_client(self) -> LwaClient:
+        client_id, secret = self.settings.require_lwa_credentials()
+        return LwaClient(client_id, secret, str(self.settings.lwa_token_url))
+
+    def _new_provider(
+        self, account: str, refresh_token: SecretStr | None, scope: str | None
+    ) -> TokenProvider:
+        return TokenProvider(
+            self.http,
+            self._lwa_client(),
+            account=account,
+            refresh_token=refresh_token,
+            scope=scope,
+            refresh_margin=self.settings.token_refresh_margin,
+            failure_recheck=self.settings.auth_failure_recheck,
+            clock=self.clock,
+            monotonic_clock=self._monotonic,
+            sleep=self._sleep,
+        )
+
+    def token_provider(self, account: SellerAccount) -> TokenProvider:
+        """Return the account's token provider, replacing it when the refresh token changed."""
+        with self._providers_lock:
+            provider = self._providers.get(account.name)
+            if provider is None or provider.refresh_token != account.refresh_token:
+                provider = self._new_provider(account.name, account.refresh_token, None)
+                self._providers[account.name] = provider
+            return provider
+
+    def grantless_provider(self, scope: str) -> TokenProvider:
+        """Return the provider of grantless tokens for ``scope``."""
+        key = f"{GRANTLESS_ACCOUNT}:{scope}"
+        with self._providers_lock:
+            provider = self._providers.get(key)
+            if provider is None:
+                provider = self._new_provider(GRANTLESS_ACCOUNT, None, scope)
+                self._providers[key] = provider
+            return provider
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def call(
+        self,
+        account: SellerAccount,
+        operation: Operation,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Query | None = None,
+        json_body: Any = None,
+    ) -> ApiResponse:
+        """Send one SP-API request for ``account``, retrying transient failures.
+
+        Raises:
+            errors.MarketplaceError: a marketplace id of the request is in another region.
+            errors.AuthError: LWA refused the account's refresh token or the client.
+            errors.ApiError: a subclass chosen by :mod:`syncd.amazon.outcomes`.
+        """
+        target = _Target(account.name, account.region, operation)
+        request = self._build_request(target, path_params, query, json_body)
+        return self._call(LwaAuth(self.token_provider(account)), target, request)
+
+    def call_grantless(
+        self,
+        region: Region,
+        scope: str,
+        operation: Operation,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Query | None = None,
+        json_body: Any = None,
+    ) -> ApiResponse:
+        """Send a grantless request (client_credentials with ``scope``) to ``region``."""
+        target = _Target(GRANTLESS_ACCOUNT, region, operation)
+        request = self._build_request(target, path_params, query, json_body)
+        return self._call(LwaAuth(self.grantless_provider(scope)), target, request)
+
+    def _build_request(
+        self,
+        target: _Target,
+        path_params: Mapping[str, str] | None,
+        query: Query | None,
+        json_body: Any,
+    ) -> httpx.Request:
+        # A marketplace of another region is a configuration error: nothing is sent.
+        _check_marketplaces(target.region, query, json_body)
+        operation = target.operation
+        url = self.endpoint(target.region) + operation.render_path(**(path_params or {}))
+        if query is not None and query.params:
+            url = f"{url}?{query.encode()}"
+        request = self.http.build_request(
+            operation.method,
+            httpx.URL(url),
+            json=json_body,
+            extensions={OPERATION_EXTENSION: operation},
+        )
+        request.headers["accept"] = "application/json"
+        return request
+
+    def _call(self, auth: LwaAuth, target: _Target, request: httpx.Request) -> ApiResponse:
+        bucket = self.buckets.bucket(target.account, target.region, target.operation.name)
+        started = self._monotonic()
+        attempt = 0
+        while True:
+            # Pace, send, learn from the answer, judge it.
+            attempt += 1
+            waited = bucket.acquire(self._stop)
+            answer, response, body, duration = self._send_once(auth, target.operation, request)
+            rule = outcomes.classify(answer)
+            self._observe(target, response)
+            self._notify(target, answer, rule, attempt=attempt, duration=duration, waited=waited)
+
+            if rule.action is outcomes.Action.SUCCESS:
+                assert response is not None
+                return ApiResponse(
+                    target.operation.name,
+                    response.status_code,
+                    body,
+                    response.headers,
+                    answer.request_id,
+                    attempt,
+                )
+            error = outcomes.build_error(rule, answer)
+            if rule.action is outcomes.Action.REFRESH_AND_REPLAY:
+                # LwaAuth already refreshed and replayed once; a second expiry is not transient.
+                raise errors.AccessTokenExpiredError(answer.request_id) from error
+            if rule.action is not outcomes.Action.RETRY:
+                raise error
+
+            # Retry: an empty Amazon bucket empties ours too, then back off.
+            if answer.status == 429:
+                bucket.drain()
+            self._wait_before_retry(target, rule, error, attempt, started)
+
+    def _send_once(
+        self, auth: LwaAuth, operation: Operation, request: httpx.Request
+    ) -> tuple[outcomes.Answer, httpx.Response | None, Any, float]:
+        sent = self._monotonic()
+        try:
+            response = self.http.send(request, auth=auth)
+        except httpx.TransportError as exc:
+            duration = self._monotonic() - sent
+            answer = outcomes.Answer(
+                operation=operation,
+                status=None,
+                errors=(outcomes.AmazonError(None, f"{type(exc).__name__}: {exc}"),),
+                failure=outcomes.failure_of(exc),
+            )
+            return answer, None, None, duration
+        duration = self._monotonic() - sent
+        body, failure = _parse_body(response)
+        return outcomes.answer_from_response(operation, response, failure), response, body, duration
+
+    def _observe(self, target: _Target, response: httpx.Response | None) -> None:
+        if response is None:
+            return
+        self.clock.observe_date_header(response.headers.get("date"))
+        self.buckets.observe_rate_limit(
+            target.account,
+            target.region,
+            target.operation.name,
+            response.headers.get("x-amzn-ratelimit-limit"),
+        )
+
+    def _notify(
+        self,
+        target: _Target,
+        answer: outcomes.Answer,
+        rule: outcomes.Rule,
+        *,
+        attempt: int,
+        duration: float,
+        waited: float,
+    ) -> None:
+        record = CallRecord(
+            account=target.account,
+            region=target.region,
+            operation=target.operation.name,
+            status_code=answer.status,
+            failure=None if answer.failure is None else answer.failure.value,
+            action=rule.action.value,
+            attempt=attempt,
+            duration_ms=round(duration * 1000, 1),
+            quota_wait_seconds=round(waited, 3),
+            request_id=answer.request_id,
+        )
+        log.debug("api_call_finished", **record.__dict__)
+        for listener in self._listeners:
+            listener(record)
+
+    def _wait_before_retry(
+        self,
+        target: _Target,
+        rule: outcomes.Rule,
+        error: errors.ApiError,
+        attempt: int,
+        started: float,
+    ) -> None:
+        delay = self.retry.delay(attempt, error.retry_after)
+        elapsed = self._monotonic() - started
+        event_keys = {
+            "account": target.account,
+            "operation": target.operation.name,
+            "attempt": attempt,
+            "status_code": error.status_code,
+            "error_code": error.error_code,
+            "request_id": error.request_id,
+            "reason": rule.reason,
+        }
+        if not self.retry.allows(attempt, elapsed, delay):
+            log.error("retries_exhausted", elapsed_seconds=round(elapsed, 3), **event_keys)
+            raise error
+        event = "request_throttled" if error.status_code == 429 else "request_retried"
+        log.warning(event, delay_seconds=round(delay, 3), **event_keys)
+        if self._stop is not None:
+            self._stop.wait(delay)
+        else:
+            self._sleep(delay)
+
+
+@dataclass(frozen=True)
+class _Target:
+    account: str
+    region: Region
+    operation: Operation
+
+
+def _parse_body(response: httpx.Response) -> tuple[Any, outcomes.Failure | None]:
+    """Parse a successful answer's JSON once; an unreadable body is a failure of its own."""
+    if not response.is_success or not response.content:
+        return None, None
+    try:
+        return response.json(), None
+    except ValueError:
+        return None, outcomes.Failure.MALFORMED_BODY
+
+
+def _check_marketplaces(region: Region, query: Query | None, json_body: Any) -> None:
+    ids: list[str] = []
+    if query is not None:
+        for name in ("marketplaceIds", "marketplaceId", "MarketplaceIds"):
+            value = query.get(name)
+            if value:
+                ids.extend(value.split(","))
+    if isinstance(json_body, dict):
+        value = json_body.get("marketplaceId")
+        if isinstance(value, str):
+            ids.append(value)
+        listed = json_body.get("marketplaceIds")
+        if isinstance(listed, list):
+            ids.extend(str(item) for item in listed)
+    marketplaces.check_region(ids, region)

@@ -1,0 +1,85 @@
+"""Amazon's clock as seen from here: the local UTC clock corrected by the measured skew.
+
+Amazon checks the two-minute rule (``*Before`` at least two minutes before now) against its own
+clock, so a server whose clock runs fast sends bounds that Amazon rejects. Every response
+carries a ``Date`` header; the skew is measured from it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from statistics import median
+
+# Amazon rejects a *Before bound later than two minutes before its own now.
+TWO_MINUTE_RULE = timedelta(minutes=2)
+# The Date header has one-second resolution and arrives after some network delay.
+_DATE_HEADER_RESOLUTION = 1.0  # seconds
+_SAMPLES = 15
+
+
+def utc_now() -> datetime:
+    """Return the local clock as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class AmazonClock:
+    """Tracks the offset between Amazon's clock and the local one.
+
+    The offset is the median of the last few samples, so one delayed response does not move
+    it far. Thread-safe.
+    """
+
+    def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
+        self._now = now
+        self._samples: deque[float] = deque(maxlen=_SAMPLES)
+        self._lock = threading.Lock()
+
+    @property
+    def has_measurement(self) -> bool:
+        """True once at least one ``Date`` header was read."""
+        with self._lock:
+            return bool(self._samples)
+
+    @property
+    def skew_seconds(self) -> float:
+        """Amazon's clock minus the local clock, in seconds (positive: Amazon is ahead)."""
+        with self._lock:
+            return median(self._samples) if self._samples else 0.0
+
+    def observe_date_header(self, value: str | None, received_at: datetime | None = None) -> None:
+        """Record one ``Date`` header; unparseable or missing values are ignored."""
+        if not value:
+            return
+        try:
+            remote = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        if remote.tzinfo is None:
+            remote = remote.replace(tzinfo=UTC)
+        local = received_at if received_at is not None else self._now()
+        # The header is truncated to the second: on average it lags the true time by half.
+        offset = (remote - local).total_seconds() + _DATE_HEADER_RESOLUTION / 2
+        with self._lock:
+            self._samples.append(offset)
+
+    def now(self) -> datetime:
+        """Return Amazon's current time as an aware UTC datetime."""
+        return self._now() + timedelta(seconds=self.skew_seconds)
+
+    def latest_before_bound(self, margin: timedelta) -> datetime:
+        """Return the latest ``*Before`` value Amazon accepts now, minus ``margin``.
+
+        The result is truncated to whole seconds because syncd sends times without fractions.
+        """
+        bound = self.now() - TWO_MINUTE_RULE - margin
+        return bound.replace(microsecond=0)
+
+
+def monotonic() -> float:
+    """Return the monotonic clock in seconds (for token buckets and retry budgets)."""
+    return time.monotonic()

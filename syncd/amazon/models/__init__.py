@@ -1,0 +1,1 @@
+"""Typed views of SP-API responses (pydantic), one module per API."""

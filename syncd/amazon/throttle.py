@@ -1,0 +1,183 @@
+"""Client-side token buckets that mirror Amazon's usage plans, so requests wait instead of 429.
+
+Amazon meters each operation per selling partner and application with a token bucket: a
+sustained rate in requests per second and a burst. syncd keeps one bucket per (account,
+region, operation), seeded with Amazon's default plan and corrected whenever a response
+carries ``x-amzn-RateLimit-Limit``. A caller takes a token before each request; when the
+bucket is empty it sleeps until the next token is due.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from syncd.amazon.clock import monotonic
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """A token-bucket plan: ``rate`` requests per second sustained, ``burst`` at once."""
+
+    rate: float  # requests per second
+    burst: int
+
+
+# Amazon's default usage plans, from the "Usage Plan" table of each operation in the SP-API
+# models; a seller's real plan may be higher and is then learned from x-amzn-RateLimit-Limit.
+DEFAULT_PLANS: dict[str, UsagePlan] = {
+    "searchOrders": UsagePlan(0.0056, 20),
+    "getOrder": UsagePlan(0.5, 30),
+    "confirmShipment": UsagePlan(2.0, 10),
+    "patchListingsItem": UsagePlan(5.0, 5),
+    "createFeedDocument": UsagePlan(0.5, 15),
+    "createFeed": UsagePlan(0.0083, 15),
+    "getFeed": UsagePlan(2.0, 15),
+    "createReport": UsagePlan(0.0167, 15),
+    "getReports": UsagePlan(0.0222, 10),
+    "getReport": UsagePlan(2.0, 15),
+    "getReportDocument": UsagePlan(0.0167, 15),
+    "getInventorySummaries": UsagePlan(2.0, 2),
+    "listTransactions": UsagePlan(0.5, 10),
+    "getMarketplaceParticipations": UsagePlan(0.016, 15),
+}
+# An operation without a known plan gets a cautious one until a header tells the real rate.
+FALLBACK_PLAN = UsagePlan(0.5, 1)
+
+
+def parse_rate_limit(value: str | None) -> float | None:
+    """Parse an ``x-amzn-RateLimit-Limit`` value such as ``0.0167``; None when absent or bad."""
+    if value is None:
+        return None
+    try:
+        rate = float(value.strip())
+    except ValueError:
+        return None
+    return rate if rate > 0 else None
+
+
+class TokenBucket:
+    """One thread-safe token bucket.
+
+    A caller reserves a token first and sleeps afterwards, so waiting threads queue up in
+    order and never spin. The level may go below zero: each unit below zero is one queued
+    caller.
+    """
+
+    def __init__(
+        self,
+        plan: UsagePlan,
+        *,
+        clock: Callable[[], float] = monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = plan.rate
+        self._burst = float(plan.burst)
+        self._tokens = float(plan.burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    @property
+    def rate(self) -> float:
+        """The sustained rate in requests per second."""
+        return self._rate
+
+    @property
+    def burst(self) -> int:
+        """The bucket's capacity."""
+        return int(self._burst)
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._updated = now
+
+    def reserve(self) -> float:
+        """Take one token and return how many seconds the caller must wait before using it."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            self._tokens -= 1.0
+            return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+    def acquire(self, stop: threading.Event | None = None) -> float:
+        """Take one token, sleeping until it is due; return the seconds waited.
+
+        A set ``stop`` event ends the wait early (the token stays spent).
+        """
+        wait = self.reserve()
+        if wait > 0:
+            if stop is not None:
+                stop.wait(wait)
+            else:
+                self._sleep(wait)
+        return wait
+
+    def update_rate(self, rate: float) -> bool:
+        """Adopt the rate Amazon reported; return True when it changed."""
+        with self._lock:
+            if abs(rate - self._rate) <= self._rate * 1e-6:
+                return False
+            self._refill(self._clock())
+            self._rate = rate
+            return True
+
+    def drain(self) -> None:
+        """Empty the bucket after a 429, so the next request waits a full refill interval."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self._tokens, 0.0)
+
+
+class BucketRegistry:
+    """The buckets of one process, keyed by (account, region, operation)."""
+
+    def __init__(
+        self,
+        plans: dict[str, UsagePlan] | None = None,
+        *,
+        clock: Callable[[], float] = monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._plans = dict(DEFAULT_PLANS if plans is None else plans)
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def bucket(self, account: str, region: str, operation: str) -> TokenBucket:
+        """Return the bucket of this key, creating it from the operation's default plan."""
+        key = (account, region, operation)
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is None:
+                plan = self._plans.get(operation, FALLBACK_PLAN)
+                found = TokenBucket(plan, clock=self._clock, sleep=self._sleep)
+                self._buckets[key] = found
+            return found
+
+    def observe_rate_limit(
+        self, account: str, region: str, operation: str, header: str | None
+    ) -> None:
+        """Adjust a bucket from a response's ``x-amzn-RateLimit-Limit`` header, if present."""
+        rate = parse_rate_limit(header)
+        if rate is None:
+            return
+        bucket = self.bucket(account, region, operation)
+        previous = bucket.rate
+        if bucket.update_rate(rate):
+            log.info(
+                "rate_limit_learned",
+                account=account,
+                region=region,
+                operation=operation,
+                rate=rate,
+                previous_rate=previous,
+            )

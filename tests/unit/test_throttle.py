@@ -1,0 +1,121 @@
+"""Token buckets: burst, sustained rate, learning from the header, draining after a 429."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from syncd.amazon.throttle import (
+    DEFAULT_PLANS,
+    FALLBACK_PLAN,
+    BucketRegistry,
+    TokenBucket,
+    UsagePlan,
+    parse_rate_limit,
+)
+from tests.unit.fakes import FakeTime
+
+
+def test_burst_is_free_then_requests_wait_for_the_rate() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(UsagePlan(0.5, 3), clock=time.monotonic, sleep=time.sleep)
+
+    waits = [bucket.acquire() for _ in range(5)]
+
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3] == pytest.approx(2.0)
+    assert waits[4] == pytest.approx(2.0)
+
+
+def test_search_orders_default_plan_waits_three_minutes_after_burst() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(DEFAULT_PLANS["searchOrders"], clock=time.monotonic, sleep=time.sleep)
+
+    for _ in range(20):
+        assert bucket.acquire() == 0.0
+    wait = bucket.acquire()
+
+    assert wait == pytest.approx(1 / 0.0056)
+
+
+def test_learned_rate_paces_the_next_call() -> None:
+    time = FakeTime()
+    registry = BucketRegistry(
+        {"getOrder": UsagePlan(0.5, 1)}, clock=time.monotonic, sleep=time.sleep
+    )
+    bucket = registry.bucket("acme", "eu", "getOrder")
+    bucket.acquire()
+
+    registry.observe_rate_limit("acme", "eu", "getOrder", "0.0167")
+
+    assert bucket.rate == pytest.approx(0.0167)
+    assert bucket.acquire() >= 59.0
+
+
+@pytest.mark.parametrize(
+    ("header", "rate"),
+    [("0.0167", 0.0167), (" 2 ", 2.0), (None, None), ("", None), ("abc", None), ("0", None), ("-1", None)],
+)
+def test_rate_limit_header_parsing(header: str | None, rate: float | None) -> None:
+    assert parse_rate_limit(header) == rate
+
+
+def test_missing_header_keeps_the_plan() -> None:
+    registry = BucketRegistry()
+    bucket = registry.bucket("acme", "na", "getOrder")
+
+    registry.observe_rate_limit("acme", "na", "getOrder", None)
+
+    assert bucket.rate == DEFAULT_PLANS["getOrder"].rate
+
+
+def test_drain_after_throttling_waits_a_full_interval() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(UsagePlan(2.0, 10), clock=time.monotonic, sleep=time.sleep)
+    bucket.acquire()
+
+    bucket.drain()
+
+    assert bucket.acquire() == pytest.approx(0.5)
+
+
+def test_buckets_are_per_account_region_and_operation() -> None:
+    registry = BucketRegistry()
+
+    first = registry.bucket("acme", "eu", "searchOrders")
+
+    assert registry.bucket("acme", "eu", "searchOrders") is first
+    assert registry.bucket("acme", "na", "searchOrders") is not first
+    assert registry.bucket("other", "eu", "searchOrders") is not first
+    assert registry.bucket("acme", "eu", "getOrder") is not first
+    assert registry.bucket("acme", "eu", "somethingNew").rate == FALLBACK_PLAN.rate
+
+
+def test_concurrent_callers_queue_up_instead_of_sharing_a_token() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(UsagePlan(1.0, 2), clock=time.monotonic, sleep=lambda _s: None)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        wait = bucket.reserve()
+        with lock:
+            waits.append(wait)
+
+    threads = [threading.Thread(target=take) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(waits) == pytest.approx([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+
+
+def test_stop_event_ends_a_quota_wait() -> None:
+    bucket = TokenBucket(UsagePlan(0.001, 1))
+    bucket.acquire()
+    stop = threading.Event()
+    stop.set()
+
+    assert bucket.acquire(stop) > 100  # the wait was due but the set event returned at once
