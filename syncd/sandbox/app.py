@@ -1,0 +1,315 @@
+"""One Starlette app per region: SP-API operations, LWA (on the NA port) and control routes.
+
+Every SP-API request goes through the same steps, in this order:
+
+1. authenticate ``x-amz-access-token`` (missing, unknown or grantless: 403; expired: 403
+   with the expiry text);
+2. count the call against the fault rules. A ``slow`` rule waits, and a rule that replaces
+   the response (throttle, server error, ...) responds at once;
+3. take a token from the seller's bucket for the operation (429 when empty);
+4. return the example's response for an exact match of one of Amazon's static examples;
+5. run the operation's handler.
+
+Every response is JSON with ``x-amzn-RequestId`` (a fresh UUID) and a ``Date`` from the
+sandbox clock. Responses of operations with a usage plan also carry
+``x-amzn-RateLimit-Limit``. The call log records each request. API families plug in through
+:data:`API_MODULES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from types import ModuleType
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from syncd import logs
+from syncd.sandbox import control, lwa, orders, static_examples, throttle
+from syncd.sandbox.calls import CallRecord
+from syncd.sandbox.exchange import (
+    Operation,
+    QueryString,
+    Reply,
+    RequestContext,
+    RequestRejected,
+    access_denied,
+    amazon_error,
+    expired_token,
+    invalid_input,
+    quota_exceeded,
+    server_error,
+)
+from syncd.sandbox.faults import FaultCall, FiredFault
+from syncd.sandbox.sellers import Seller
+from syncd.sandbox.state import SandboxState
+
+logger = logs.get_logger(__name__)
+
+# Each module exports OPERATIONS; add reports, feeds, listings, ... here, one module each.
+API_MODULES: tuple[ModuleType, ...] = (orders,)
+LWA_PATH = "/auth/o2/token"
+DATASET_REJECTED_MESSAGE = (
+    "The input you have submitted is not valid. Please check your input and try again."
+)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Exchange:
+    """Bookkeeping of one request, from arrival to the call log."""
+
+    state: SandboxState
+    region: str
+    operation: str
+    request: Request
+    query: QueryString
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    arrived: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
+    seller_id: str | None = None
+    fired: list[FiredFault] = field(default_factory=list)
+    params: dict[str, str] | None = None  # overrides the query parameters in the call log
+
+    def respond(self, reply: Reply, rate_limit: str | None = None) -> Response:
+        """Serialize a reply, add the common headers and record the call."""
+        kinds = {fault.rule.kind for fault in self.fired}
+        content = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+        if "malformed_json" in kinds:
+            content = content[: len(content) // 2]
+
+        headers = {
+            "x-amzn-RequestId": self.request_id,
+            "Date": format_datetime(self.state.now(), usegmt=True),
+            **reply.headers,
+        }
+        if rate_limit is not None and "omit_rate_limit_header" not in kinds:
+            headers["x-amzn-RateLimit-Limit"] = rate_limit
+        self._record(reply.status)
+        return Response(content, reply.status, headers, media_type="application/json")
+
+    def _record(self, status: int) -> None:
+        scope_server = self.request.scope.get("server") or ("", 0)
+        with self.state.lock:
+            record = CallRecord(
+                sequence=self.state.call_log.next_sequence(),
+                request_id=self.request_id,
+                sandbox_time=self.state.now(),
+                wall_time=self.arrived,
+                region=self.region,
+                port=int(scope_server[1] or 0),
+                operation=self.operation,
+                method=self.request.method,
+                path=self.request.url.path,
+                raw_query=self.query.raw,
+                params=self.params if self.params is not None else dict(self.query.params),
+                params_all=dict(self.query.params_all),
+                status=status,
+                seller_id=self.seller_id,
+                faults=tuple(fault.label for fault in self.fired),
+                duration_ms=(time.perf_counter() - self.started) * 1000,
+            )
+            self.state.call_log.append(record)
+        logger.debug(
+            "sandbox_request_handled",
+            operation=self.operation,
+            region=self.region,
+            status_code=status,
+            request_id=self.request_id,
+        )
+
+
+def build_app(state: SandboxState, region: str, *, serve_lwa: bool) -> Starlette:
+    """Build the app of one region's host; the LWA endpoint is served where ``serve_lwa``."""
+    routes: list[BaseRoute] = []
+    if serve_lwa:
+        routes.append(Route(LWA_PATH, _lwa_endpoint(state, region), methods=["POST"]))
+    for module in API_MODULES:
+        for operation in module.OPERATIONS:
+            endpoint = _operation_endpoint(state, region, operation)
+            routes.append(Route(operation.path, endpoint, methods=[operation.method]))
+    routes.extend(control.routes(state, region))
+    routes.append(Route("/{path:path}", _unknown_endpoint(state, region), methods=_ALL_METHODS))
+    return Starlette(routes=routes)
+
+
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+# -- SP-API operations ---------------------------------------------------------------------------
+
+
+def _operation_endpoint(state: SandboxState, region: str, operation: Operation) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        exchange = _new_exchange(state, region, operation.operation_id, request)
+        reply = await _respond_to_operation(exchange, operation)
+        config = state.config
+        rate = throttle.rate_limit_header(operation.operation_id, config.speed, config.quotas)
+        return exchange.respond(reply, rate)
+
+    return endpoint
+
+
+async def _respond_to_operation(exchange: Exchange, operation: Operation) -> Reply:
+    state = exchange.state
+    now = state.now()
+
+    seller, rejection = _authenticate(state, exchange.request, now)
+    if rejection is not None or seller is None:
+        return rejection or access_denied()
+    exchange.seller_id = seller.seller_id
+
+    exchange.fired = _fire_faults(exchange, seller)
+    await _wait_for_slow_faults(exchange.fired)
+    fault_reply = _apply_faults(state, exchange.fired, seller)
+    if fault_reply is not None:
+        return fault_reply
+
+    if state.config.quotas and not _take_quota(state, seller, exchange.region, operation, now):
+        return quota_exceeded()
+
+    path_params = {key: str(value) for key, value in exchange.request.path_params.items()}
+    example = static_examples.find_static_example(
+        operation.operation_id, operation.model_name, exchange.query, path_params
+    )
+    if example is not None:
+        return Reply(example.status, example.response)
+
+    context = RequestContext(
+        state=state,
+        region=exchange.region,
+        operation_id=operation.operation_id,
+        query=exchange.query,
+        path_params=path_params,
+        seller=seller,
+        request_id=exchange.request_id,
+        now=now,
+        fired=exchange.fired,
+    )
+    return _run_handler(operation, context)
+
+
+def _authenticate(
+    state: SandboxState, request: Request, now: datetime
+) -> tuple[Seller | None, Reply | None]:
+    access_token = request.headers.get("x-amz-access-token")
+    if not access_token:
+        return None, access_denied()
+    with state.lock:
+        grant = state.tokens.lookup(access_token)
+        if grant is None or grant.refresh_token is None:
+            return None, access_denied()  # unknown, or grantless: Orders needs a seller
+        if grant.is_expired(now):
+            return None, expired_token(state.config.expired_token_field)
+        return state.orderbook.seller(grant.refresh_token), None
+
+
+def _fire_faults(exchange: Exchange, seller: Seller) -> list[FiredFault]:
+    included = exchange.query.get_list("includedData") or []
+    call = FaultCall(
+        operation=exchange.operation,
+        region=exchange.region,
+        refresh_token=seller.refresh_token,
+        has_page_token=exchange.query.get("paginationToken") is not None,
+        included_data=tuple(included),
+    )
+    with exchange.state.lock:
+        return exchange.state.fault_book.fire(call)
+
+
+async def _wait_for_slow_faults(fired: list[FiredFault]) -> None:
+    delay = sum(fault.rule.delay for fault in fired if fault.rule.kind == "slow")
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _apply_faults(state: SandboxState, fired: list[FiredFault], seller: Seller) -> Reply | None:
+    for fault in fired:
+        rule = fault.rule
+        if rule.kind == "revoke":
+            state.revoke(rule.refresh_token or seller.refresh_token)
+        elif rule.kind == "throttle":
+            return quota_exceeded()
+        elif rule.kind == "server_error":
+            return server_error(rule.status)
+        elif rule.kind == "expired_token":
+            return expired_token(rule.field)
+        elif rule.kind == "access_denied":
+            return access_denied()
+        elif rule.kind == "reject_dataset":
+            return invalid_input(DATASET_REJECTED_MESSAGE)
+    return None
+
+
+def _take_quota(
+    state: SandboxState, seller: Seller, region: str, operation: Operation, now: datetime
+) -> bool:
+    with state.lock:
+        speed = state.config.speed
+        return state.throttle.try_acquire(
+            seller.seller_id, region, operation.operation_id, now, speed
+        )
+
+
+def _run_handler(operation: Operation, context: RequestContext) -> Reply:
+    try:
+        return operation.handler(context)
+    except RequestRejected as rejection:
+        return rejection.reply
+    except Exception:
+        # A bug in the sandbox still gets a 500 response, as at Amazon, and a logged traceback.
+        logger.exception(
+            "sandbox_handler_failed",
+            operation=operation.operation_id,
+            request_id=context.request_id,
+        )
+        return server_error(500)
+
+
+# -- LWA and unknown paths -----------------------------------------------------------------------
+
+
+def _lwa_endpoint(state: SandboxState, region: str) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        exchange = _new_exchange(state, region, "lwa", request)
+        body = await request.body()
+        try:
+            fields = lwa.parse_token_request(body, request.headers.get("content-type", ""))
+        except lwa.TokenRequestError as exc:
+            return exchange.respond(lwa.lwa_error(400, "invalid_request", str(exc)))
+        exchange.params = lwa.redact(fields)
+
+        refresh_token = fields.get("refresh_token")
+        with state.lock:
+            exchange.fired = state.fault_book.fire(FaultCall("lwa", region, refresh_token))
+        await _wait_for_slow_faults(exchange.fired)
+        reply, exchange.seller_id = lwa.respond_to_token_request(
+            state, fields, exchange.fired, state.now()
+        )
+        return exchange.respond(reply)
+
+    return endpoint
+
+
+def _unknown_endpoint(state: SandboxState, region: str) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        exchange = _new_exchange(state, region, "unknown", request)
+        message = f"No resource at {request.method} {request.url.path}."
+        return exchange.respond(amazon_error(404, "NotFound", message))
+
+    return endpoint
+
+
+def _new_exchange(state: SandboxState, region: str, operation: str, request: Request) -> Exchange:
+    raw_query = request.scope.get("query_string", b"").decode("latin-1")
+    return Exchange(state, region, operation, request, QueryString.parse(raw_query))

@@ -1,0 +1,279 @@
+"""Control endpoints under ``/_sandbox/``: drive the sandbox over HTTP, JSON in and out.
+
+Every port serves them and they act on the one shared state; where a call has a region,
+the host's region is the default. Control calls are not recorded in the call log. Field
+names are snake_case; order documents keep Amazon's camelCase. An error returns
+``{"error": "<message>"}`` with 400 (invalid input) or 404 (order or fault not found).
+
+=========================  ===================================================================
+``GET /_sandbox/``         region, sandbox time, clock offset, settings and these routes
+``GET /_sandbox/settings`` the configuration in force
+``POST .../settings``      change runtime settings: ``speed``, ``quotas``, ``token_lifetime``,
+                           ``pii_roles``, ``check_client``, ``expired_token_field``
+``GET /_sandbox/faults``   fault rules in force with ``id``, ``matched``, ``fired``
+``POST .../faults``        add one rule (the rule object) or several (``{"rules": [...]}``);
+                           returns ``{"ids": [...]}``
+``DELETE .../faults``      remove every rule; ``DELETE .../faults/{id}`` removes one
+``GET /_sandbox/clock``    ``now`` and ``offset_seconds``
+``POST .../clock``         ``{"offset_seconds": s}`` sets the offset, ``{"advance_seconds": s}``
+                           moves the clock forward (both: offset first)
+``POST .../revocations``   ``{"refresh_token": t}`` revokes; with ``"revoked": false`` restores
+``GET /_sandbox/orders``   a seller's orders with every dataset: ``?refresh_token=t`` and
+                           optionally ``region`` or ``marketplace_ids=A,B``
+``POST .../orders``        create ``{"refresh_token", "marketplace_id", "order": {partial}}``
+``PATCH .../orders/{id}``  ``{"refresh_token", "status"?, "changes"?}`` (JSON merge patch)
+``POST .../orders/evolve`` ``{"refresh_token", "count"?, "region"?, "marketplace_ids"?}``
+``GET /_sandbox/calls``    call log, filtered by ``operation``, ``region``, ``status``
+``DELETE .../calls``       empty the call log
+``POST /_sandbox/reset``   fresh world from the configuration the sandbox started with
+=========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from syncd import logs
+from syncd.sandbox import clock, marketplaces
+from syncd.sandbox.orderbook import OrderNotFoundError
+from syncd.sandbox.state import SandboxState
+
+logger = logs.get_logger(__name__)
+
+PREFIX = "/_sandbox"
+
+ControlHandler = Callable[[SandboxState, str, Request], Awaitable[Response]]
+
+
+class ControlError(Exception):
+    """Error of a control request that cannot be carried out; the response has ``status``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+def routes(state: SandboxState, region: str) -> list[BaseRoute]:
+    """Return the control routes of one region's app."""
+    table: list[tuple[str, list[str], ControlHandler]] = [
+        ("/", ["GET"], _index),
+        ("/settings", ["GET", "POST"], _settings),
+        ("/faults", ["GET", "POST", "DELETE"], _faults),
+        ("/faults/{fault_id}", ["DELETE"], _fault),
+        ("/clock", ["GET", "POST"], _clock),
+        ("/revocations", ["POST"], _revocations),
+        ("/orders", ["GET", "POST"], _orders),
+        ("/orders/evolve", ["POST"], _evolve),
+        ("/orders/{order_id}", ["PATCH"], _order),
+        ("/calls", ["GET", "DELETE"], _calls),
+        ("/reset", ["POST"], _reset),
+    ]
+    return [
+        Route(PREFIX + path, _wrap(state, region, handler), methods=methods)
+        for path, methods, handler in table
+    ]
+
+
+def _wrap(
+    state: SandboxState, region: str, handler: ControlHandler
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(state, region, request)
+        except ControlError as exc:
+            return JSONResponse({"error": str(exc)}, exc.status)
+        except (ValidationError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    return endpoint
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ControlError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ControlError("the request body must be a JSON object")
+    return body
+
+
+def _required(body: dict[str, Any], name: str) -> Any:
+    value = body.get(name)
+    if value is None or value == "":
+        raise ControlError(f"missing field {name!r}")
+    return value
+
+
+def _marketplace_ids(value: Any, region: str) -> list[str]:
+    if value is None:
+        return [m.marketplace_id for m in marketplaces.marketplaces_of(region)]
+    ids = value.split(",") if isinstance(value, str) else list(value)
+    unknown = [mid for mid in ids if marketplaces.find_marketplace(str(mid)) is None]
+    if unknown:
+        raise ControlError(f"unknown marketplace ids: {', '.join(map(str, unknown))}")
+    return [str(mid) for mid in ids]
+
+
+def _region(value: Any, default: str) -> str:
+    region = str(value or default)
+    if region not in marketplaces.REGIONS:
+        raise ControlError(f"unknown region {region!r}: use one of na, eu, fe")
+    return region
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+async def _index(state: SandboxState, region: str, request: Request) -> Response:
+    return JSONResponse(
+        {
+            "region": region,
+            "now": clock.format_time(state.now()),
+            "offset_seconds": state.clock.offset_seconds,
+            "settings": state.config.model_dump(mode="json"),
+            "control": [route.path for route in routes(state, region) if isinstance(route, Route)],
+        }
+    )
+
+
+async def _settings(state: SandboxState, region: str, request: Request) -> Response:
+    if request.method == "POST":
+        changes = await _json_body(request)
+        state.update_settings(**changes)
+        logger.info("sandbox_settings_changed", settings=sorted(changes))
+    return JSONResponse(state.config.model_dump(mode="json"))
+
+
+async def _faults(state: SandboxState, region: str, request: Request) -> Response:
+    if request.method == "DELETE":
+        state.clear_faults()
+        return JSONResponse({"faults": []})
+    if request.method == "POST":
+        body = await _json_body(request)
+        rules = body.get("rules", [body])
+        if not isinstance(rules, list):
+            raise ControlError("rules must be a list of fault rules")
+        ids = [state.add_fault(rule) for rule in rules]
+        logger.info("sandbox_faults_added", fault_ids=ids)
+        return JSONResponse({"ids": ids})
+    return JSONResponse({"faults": state.faults()})
+
+
+async def _fault(state: SandboxState, region: str, request: Request) -> Response:
+    fault_id = request.path_params["fault_id"]
+    if not state.remove_fault(fault_id):
+        raise ControlError(f"no fault rule with id {fault_id!r}", 404)
+    return JSONResponse({"removed": fault_id})
+
+
+async def _clock(state: SandboxState, region: str, request: Request) -> Response:
+    if request.method == "POST":
+        body = await _json_body(request)
+        if "offset_seconds" in body:
+            state.set_clock_offset(float(body["offset_seconds"]))
+        if "advance_seconds" in body:
+            state.advance_clock(float(body["advance_seconds"]))
+        logger.info("sandbox_clock_changed", offset_seconds=state.clock.offset_seconds)
+    return JSONResponse(
+        {"now": clock.format_time(state.now()), "offset_seconds": state.clock.offset_seconds}
+    )
+
+
+async def _revocations(state: SandboxState, region: str, request: Request) -> Response:
+    body = await _json_body(request)
+    refresh_token = str(_required(body, "refresh_token"))
+    revoked = bool(body.get("revoked", True))
+    if revoked:
+        state.revoke(refresh_token)
+    else:
+        state.restore(refresh_token)
+    return JSONResponse({"seller_id": state.seller_id(refresh_token), "revoked": revoked})
+
+
+async def _orders(state: SandboxState, region: str, request: Request) -> Response:
+    if request.method == "POST":
+        return await _create_order(state, request)
+
+    params = request.query_params
+    refresh_token = params.get("refresh_token")
+    if not refresh_token:
+        raise ControlError("missing query parameter 'refresh_token'")
+    chosen_region = _region(params.get("region"), region)
+    ids = _marketplace_ids(params.get("marketplace_ids"), chosen_region)
+    found = state.orders(refresh_token, marketplace_ids=ids)
+    return JSONResponse({"seller_id": state.seller_id(refresh_token), "orders": found})
+
+
+async def _create_order(state: SandboxState, request: Request) -> Response:
+    body = await _json_body(request)
+    refresh_token = str(_required(body, "refresh_token"))
+    partial = body.get("order")
+    if partial is None:
+        partial = {}
+    if not isinstance(partial, dict):
+        raise ControlError("order must be a JSON object")
+    created = state.create_order(refresh_token, str(_required(body, "marketplace_id")), partial)
+    return JSONResponse({"order": created}, 201)
+
+
+async def _order(state: SandboxState, region: str, request: Request) -> Response:
+    body = await _json_body(request)
+    refresh_token = str(_required(body, "refresh_token"))
+    changes = body.get("changes")
+    if changes is not None and not isinstance(changes, dict):
+        raise ControlError("changes must be a JSON object (a JSON merge patch)")
+    try:
+        patched = state.patch_order(
+            refresh_token,
+            request.path_params["order_id"],
+            status=body.get("status"),
+            changes=changes,
+        )
+    except OrderNotFoundError as exc:
+        raise ControlError(str(exc), 404) from exc
+    return JSONResponse({"order": patched})
+
+
+async def _evolve(state: SandboxState, region: str, request: Request) -> Response:
+    body = await _json_body(request)
+    refresh_token = str(_required(body, "refresh_token"))
+    count = body.get("count", 1)
+    if not isinstance(count, int) or count < 1:
+        raise ControlError("count must be a positive integer")
+    chosen_region = _region(body.get("region"), region)
+    ids = _marketplace_ids(body.get("marketplace_ids"), chosen_region)
+    changes = state.evolve(refresh_token, count, marketplace_ids=ids)
+    return JSONResponse({"changes": changes})
+
+
+async def _calls(state: SandboxState, region: str, request: Request) -> Response:
+    if request.method == "DELETE":
+        state.clear_calls()
+        return JSONResponse({"calls": []})
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and not status.isdigit():
+        raise ControlError("status must be an HTTP status code")
+    records = state.calls(
+        operation=params.get("operation"),
+        region=params.get("region"),
+        status=int(status) if status is not None else None,
+    )
+    return JSONResponse({"count": len(records), "calls": [record.to_json() for record in records]})
+
+
+async def _reset(state: SandboxState, region: str, request: Request) -> Response:
+    state.reset()
+    logger.info("sandbox_reset")
+    return JSONResponse({"now": clock.format_time(state.now())})
