@@ -9,6 +9,8 @@ import pytest
 
 from syncd import i18n, logs
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 # Database servers the suite runs against besides SQLite; CI sets both.
 POSTGRESQL_URL_VARIABLE = "SYNCD_TEST_POSTGRESQL_URL"
 MARIADB_URL_VARIABLE = "SYNCD_TEST_MARIADB_URL"
@@ -56,7 +58,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     assert url is not None
     problem = _unreachable(url)
     if problem is not None:
-        pytest.skip(f"{backend} server in {POSTGRESQL_URL_VARIABLE if backend == 'postgresql' else MARIADB_URL_VARIABLE} is unreachable: {problem}")
+        variable = POSTGRESQL_URL_VARIABLE if backend == "postgresql" else MARIADB_URL_VARIABLE
+        pytest.skip(f"{backend} server named by {variable} is unreachable: {problem}")
     return url
 
 

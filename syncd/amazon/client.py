@@ -17,6 +17,7 @@ October 2023.
 from __future__ import annotations
 
 import platform
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -91,7 +92,8 @@ def build_http_client(settings: Settings) -> httpx.Client:
     """Create the process's HTTP client: explicit timeouts and the proxy for every host.
 
     The proxy in ``SYNCD_HTTPS_PROXY`` covers SP-API, LWA and presigned document hosts alike.
-    Without it, the standard ``HTTPS_PROXY``/``NO_PROXY`` variables apply.
+    The standard ``HTTPS_PROXY`` variables are not read: a proxy meant for a shell session
+    would otherwise also catch requests to a sandbox on 127.0.0.1.
     """
     timeout = httpx.Timeout(
         connect=settings.http_connect_timeout,
@@ -100,12 +102,19 @@ def build_http_client(settings: Settings) -> httpx.Client:
         pool=settings.http_pool_timeout,
     )
     proxy = None if settings.https_proxy is None else str(settings.https_proxy)
+    transport = httpx.HTTPTransport(
+        proxy=proxy,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        # Headers and body of a POST go out in two writes; without TCP_NODELAY the body can
+        # wait for the peer's delayed ACK.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
     return httpx.Client(
         timeout=timeout,
-        proxy=proxy,
+        transport=transport,
         headers={"user-agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         follow_redirects=False,
+        trust_env=False,
     )
 
 

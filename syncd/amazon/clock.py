@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from statistics import median
 
 # Amazon rejects a *Before bound later than two minutes before its own now.
 TWO_MINUTE_RULE = timedelta(minutes=2)
 # The Date header has one-second resolution and arrives after some network delay.
 _DATE_HEADER_RESOLUTION = 1.0  # seconds
-_SAMPLES = 15
 
 
 def utc_now() -> datetime:
@@ -28,28 +25,30 @@ def utc_now() -> datetime:
 
 
 class AmazonClock:
-    """Tracks the offset between Amazon's clock and the local one.
+    """Tracks the offset between Amazon's clock and the local one, from the latest answer.
 
-    The offset is the median of the last few samples, so one delayed response does not move
-    it far. Thread-safe.
+    A response that was slow to arrive makes Amazon's clock look late, never early, so the
+    error of a single sample only ever moves window bounds earlier, which Amazon accepts;
+    taking the latest sample lets a change of either clock show at the next answer.
+    Thread-safe.
     """
 
     def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
         self._now = now
-        self._samples: deque[float] = deque(maxlen=_SAMPLES)
+        self._offset: float | None = None
         self._lock = threading.Lock()
 
     @property
     def has_measurement(self) -> bool:
         """True once at least one ``Date`` header was read."""
         with self._lock:
-            return bool(self._samples)
+            return self._offset is not None
 
     @property
     def skew_seconds(self) -> float:
         """Amazon's clock minus the local clock, in seconds (positive: Amazon is ahead)."""
         with self._lock:
-            return median(self._samples) if self._samples else 0.0
+            return self._offset or 0.0
 
     def observe_date_header(self, value: str | None, received_at: datetime | None = None) -> None:
         """Record one ``Date`` header; unparseable or missing values are ignored."""
@@ -65,7 +64,7 @@ class AmazonClock:
         # The header is truncated to the second: on average it lags the true time by half.
         offset = (remote - local).total_seconds() + _DATE_HEADER_RESOLUTION / 2
         with self._lock:
-            self._samples.append(offset)
+            self._offset = offset
 
     def now(self) -> datetime:
         """Return Amazon's current time as an aware UTC datetime."""

@@ -21,7 +21,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     options: dict[str, Any] = {"pool_pre_ping": True}
-    if backend == "mysql" or backend == "mariadb":
+    if backend in {"mysql", "mariadb"}:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options["pool_recycle"] = 3600
     elif backend == "sqlite":

@@ -36,3 +36,8 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision(url: str) -> str | None:
     """Return the newest revision of the migration scripts."""
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the database at ``url`` back to ``revision`` (``base`` removes every table)."""
+    command.downgrade(alembic_config(url), revision)
