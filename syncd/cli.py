@@ -12,6 +12,7 @@ from rich.table import Table
 from syncd import __version__, config, errors, logs
 from syncd.amazon import marketplaces
 from syncd.i18n import gettext as _
+from syncd.sandbox.cli import sandbox as sandbox_group
 
 _CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -62,6 +63,28 @@ def db_upgrade(ctx: click.Context) -> None:
             revision=migrate.head_revision(settings.database_url)
         )
     )
+
+
+app.add_command(sandbox_group)
+
+
+@app.command(
+    "demo",
+    short_help=_("Fetch demo sellers' orders from the local sandbox."),
+    help=_(
+        "Start the local sandbox and fetch three demo sellers' orders (US; DE, FR, IT; JP) "
+        "through syncd's SP-API client. Needs no settings and no network."
+    ),
+)
+@click.option("--verbose", is_flag=True, help=_("Also print the log lines of the run."))
+@click.pass_context
+def demo(ctx: click.Context, verbose: bool) -> None:
+    from syncd import demo as demo_module  # noqa: PLC0415 - starts the sandbox only when asked
+
+    settings = load_settings(ctx)
+    if not verbose:
+        logs.configure_logging(settings.log_format, "warning")
+    demo_module.run_demo(Console())
 
 
 def load_settings(ctx: click.Context) -> config.Settings:

@@ -69,7 +69,9 @@ def test_secret_value_never_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     }
 
 
-def test_env_file_and_environment_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_env_file_and_environment_precedence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     env_file = tmp_path / "syncd.env"
     env_file.write_text(
         "SYNCD_LWA_CLIENT_ID=from-file\nSYNCD_LWA_CLIENT_SECRET=file-secret\nSYNCD_ENVIRONMENT=sandbox\n",
@@ -107,10 +109,28 @@ def test_endpoint_override_drops_trailing_slash(monkeypatch: pytest.MonkeyPatch)
     assert config.load_settings().endpoint_override("fe") == "http://127.0.0.1:8402"
 
 
-def test_language_setting_read_before_everything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_language_setting_read_before_everything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     env_file = tmp_path / "syncd.env"
     env_file.write_text("SYNCD_LANGUAGE=zh_CN\nSYNCD_BROKEN=1\n", encoding="utf-8")
 
     assert config.read_language_setting({"SYNCD_ENV_FILE": str(env_file)}) == "zh_CN"
     assert config.read_language_setting({"SYNCD_LANGUAGE": "en"}) == "en"
     assert config.read_language_setting({}) is None
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "settings.example.env"
+
+
+def test_example_env_file_documents_every_setting() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+
+    for field in config.Settings.model_fields:
+        assert f"SYNCD_{field.upper()}=" in text, field
+
+
+def test_example_env_file_loads() -> None:
+    settings = config.load_settings(EXAMPLE)
+
+    assert settings.database_url == "sqlite:///syncd.db"
