@@ -1,0 +1,227 @@
+"""Client overhead: requests per second and CPU time per request against the local sandbox.
+
+The sandbox runs in its own process with quotas off, so the figures show what the client
+itself costs (auth, pacing, classification, JSON and model parsing), not Amazon's limits.
+
+Usage: python bench/client_overhead.py [--requests N] [--threads T] [--no-write]
+
+Writes its section of bench/RESULTS.md unless --no-write is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from syncd import config, logs
+from syncd.amazon.client import SellerAccount, SpApiClient
+from syncd.amazon.orders import OrdersClient, SearchOrdersQuery
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Client overhead (bench/client_overhead.py)"
+EU_MARKETPLACES = ("A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
+REFRESH_TOKEN = "Atzr|bench-seller"
+
+
+@dataclass
+class Measurement:
+    """One measured workload."""
+
+    name: str
+    requests: int
+    wall_seconds: float
+    cpu_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.wall_seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds / self.requests * 1000
+
+
+def start_sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start ``syncd sandbox serve`` on free ports and return it with its settings."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "syncd",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--no-quotas",
+            "--orders-per-marketplace",
+            "300",
+            "--seed",
+            "11",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "SYNCD_LOG_LEVEL": "warning", "LANG": "C.UTF-8"},
+    )
+    assert process.stdout is not None
+    settings: dict[str, str] = {}
+    for line in process.stdout:
+        match = re.match(r"^(SYNCD_[A-Z_]+)=(.*)$", line.strip())
+        if match:
+            settings[match.group(1)] = match.group(2)
+        if "SYNCD_LWA_CLIENT_SECRET" in settings:
+            break
+    return process, settings
+
+
+def measure(name: str, requests: int, work: Callable[[], None], threads: int = 1) -> Measurement:
+    """Run ``work`` ``requests`` times on ``threads`` threads; time wall clock and CPU."""
+    per_thread = requests // threads
+
+    def loop() -> None:
+        for _ in range(per_thread):
+            work()
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return Measurement(
+        name, per_thread * threads, time.perf_counter() - wall, time.process_time() - cpu
+    )
+
+
+def run(requests: int, threads: int) -> list[Measurement]:
+    """Measure getOrder (one order) and searchOrders pages (100 orders each, typed)."""
+    process, env = start_sandbox()
+    try:
+        os.environ.update(env)
+        client = SpApiClient(config.load_settings())
+        account = SellerAccount("bench-eu", "eu", SecretStr(REFRESH_TOKEN), EU_MARKETPLACES)
+        orders = OrdersClient(client, account)
+        query = SearchOrdersQuery(
+            EU_MARKETPLACES,
+            last_updated_after=datetime.now(UTC) - timedelta(days=30),
+            included_data=("FULFILLMENT", "PROCEEDS", "BUYER", "RECIPIENT", "PACKAGES"),
+        )
+        order_id = next(orders.search_orders(query)).orders[0].order_id
+        for _ in range(50):  # warm up connections, token and learned rates
+            orders.get_order(order_id)
+
+        pages: list[int] = []
+
+        def search_once() -> None:
+            pages.append(sum(1 for _page in orders.search_orders(query)))
+
+        results = [
+            measure(
+                "getOrder, 1 thread", requests, lambda: orders.get_order(order_id, ["FULFILLMENT"])
+            ),
+            measure(
+                f"getOrder, {threads} threads",
+                requests,
+                lambda: orders.get_order(order_id, ["FULFILLMENT"]),
+                threads=threads,
+            ),
+        ]
+        searches = max(1, requests // 100)
+        search = measure("searchOrders search", searches, search_once)
+        page_count = sum(pages)
+        results.append(
+            Measurement(
+                "searchOrders page of 100 orders, typed",
+                page_count,
+                search.wall_seconds,
+                search.cpu_seconds,
+            )
+        )
+        client.close()
+        return results
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def machine() -> str:
+    """Describe the machine: CPU model, cores, Python."""
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text(encoding="utf-8"))
+        if found:
+            model = found.group(1).strip()
+    return (
+        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def render(results: list[Measurement], command: str) -> str:
+    """Return the Markdown section of RESULTS.md."""
+    lines = [
+        SECTION,
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine()}",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d')}",
+        (
+            "- Sandbox: separate process, quotas off, seed 11, "
+            "300 orders per marketplace (DE, FR, IT)."
+        ),
+        "- CPU time is the client process's only (user + system), divided by requests.",
+        "",
+        "| workload | requests | requests/s | client CPU ms/request |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.name} | {r.requests} | {r.per_second:.0f} | {r.cpu_ms_per_request:.2f} |"
+        for r in results
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(section: str) -> None:
+    """Replace this benchmark's section of RESULTS.md, keeping the others."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
+    pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
+    text = (
+        pattern.sub(section + "\n", text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section
+    )
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> int:
+    """Run the benchmark and print (and record) its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    logs.configure_logging("json", "warning")
+
+    results = run(args.requests, args.threads)
+    command = "python bench/client_overhead.py " + " ".join(sys.argv[1:])
+    section = render(results, command.strip())
+    print(section)
+    if not args.no_write:
+        write(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
