@@ -146,7 +146,20 @@ def test_invalid_grant_is_typed_and_remembered() -> None:
 
 
 def test_invalid_client_is_typed_and_never_retried() -> None:
-    lwa, clock = FakeLwa([(401, {"error": "invalid_client", "error_description": "Client authentication failed"})]), FakeTime()
+    lwa, clock = (
+        FakeLwa(
+            [
+                (
+                    401,
+                    {
+                        "error": "invalid_client",
+                        "error_description": "Client authentication failed",
+                    },
+                )
+            ]
+        ),
+        FakeTime(),
+    )
 
     with pytest.raises(errors.InvalidClientError) as caught:
         _provider(lwa, clock).get()
@@ -188,7 +201,9 @@ def test_lwa_outage_ends_in_a_retryable_error() -> None:
 
 def test_rotated_refresh_token_is_kept() -> None:
     rotated: list[SecretStr] = []
-    lwa = FakeLwa([(200, {"access_token": "Atza|a", "refresh_token": "Atzr|new", "expires_in": 3600})])
+    lwa = FakeLwa(
+        [(200, {"access_token": "Atza|a", "refresh_token": "Atzr|new", "expires_in": 3600})]
+    )
     provider = _provider(lwa, FakeTime(), on_refresh_token_rotated=rotated.append)
 
     provider.get()
@@ -199,7 +214,9 @@ def test_rotated_refresh_token_is_kept() -> None:
 
 def test_grantless_token_uses_client_credentials_and_scope() -> None:
     lwa = FakeLwa()
-    provider = _provider(lwa, FakeTime(), refresh_token=None, scope="sellingpartnerapi::notifications")
+    provider = _provider(
+        lwa, FakeTime(), refresh_token=None, scope="sellingpartnerapi::notifications"
+    )
 
     provider.get()
 
@@ -227,15 +244,21 @@ def _api(responses: list[httpx.Response], seen: list[str]) -> httpx.MockTranspor
     return httpx.MockTransport(handler)
 
 
-EXPIRED = {"errors": [{"code": "Unauthorized", "message": "The access token you provided has expired."}]}
-DENIED = {"errors": [{"code": "Unauthorized", "message": "Access to requested resource is denied."}]}
+EXPIRED = {
+    "errors": [{"code": "Unauthorized", "message": "The access token you provided has expired."}]
+}
+DENIED = {
+    "errors": [{"code": "Unauthorized", "message": "Access to requested resource is denied."}]
+}
 
 
 def test_expired_token_is_refreshed_and_replayed_once() -> None:
     lwa = FakeLwa()
     provider = _provider(lwa, FakeTime())
     seen: list[str] = []
-    api = httpx.Client(transport=_api([httpx.Response(403, json=EXPIRED), httpx.Response(200, json={})], seen))
+    api = httpx.Client(
+        transport=_api([httpx.Response(403, json=EXPIRED), httpx.Response(200, json={})], seen)
+    )
 
     response = api.get("https://api.test/orders/2026-01-01/orders", auth=LwaAuth(provider))
 

@@ -73,7 +73,9 @@ def test_every_operator_message_has_a_chinese_translation() -> None:
 
 def test_translations_keep_every_placeholder() -> None:
     for message, translation in _catalog().items():
-        assert sorted(PLACEHOLDER.findall(translation)) == sorted(PLACEHOLDER.findall(message)), message
+        assert sorted(PLACEHOLDER.findall(translation)) == sorted(PLACEHOLDER.findall(message)), (
+            message
+        )
 
 
 def test_compiled_catalog_matches_the_po_file() -> None:
@@ -108,7 +110,11 @@ def test_help_follows_lang(lang: str, expected: str, unexpected: str) -> None:
     env["LANG"] = lang
 
     result = subprocess.run(
-        [sys.executable, "-m", "syncd", "--help"], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-m", "syncd", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
 
     assert expected in result.stdout

@@ -93,24 +93,40 @@ EU = ("A1PA6795UKMFR9",)
     ("query", "reason"),
     [
         pytest.param(
-            SearchOrdersQuery(EU, last_updated_after=NOW, created_after=NOW), "cannot be mixed", id="mixed"
+            SearchOrdersQuery(EU, last_updated_after=NOW, created_after=NOW),
+            "cannot be mixed",
+            id="mixed",
         ),
         pytest.param(
-            SearchOrdersQuery(EU, last_updated_after=NOW, created_before=NOW), "cannot be mixed", id="mixed-before"
+            SearchOrdersQuery(EU, last_updated_after=NOW, created_before=NOW),
+            "cannot be mixed",
+            id="mixed-before",
         ),
         pytest.param(SearchOrdersQuery(EU), "exactly one", id="no-after"),
-        pytest.param(SearchOrdersQuery((), last_updated_after=NOW), "at least one marketplace", id="no-marketplace"),
         pytest.param(
-            SearchOrdersQuery(("A1PA6795UKMFR9",) * 51, last_updated_after=NOW), "at most 50", id="51-marketplaces"
+            SearchOrdersQuery((), last_updated_after=NOW),
+            "at least one marketplace",
+            id="no-marketplace",
         ),
         pytest.param(
-            SearchOrdersQuery(EU, last_updated_after=NOW, max_results_per_page=101), "between 1 and 100", id="page-101"
+            SearchOrdersQuery(("A1PA6795UKMFR9",) * 51, last_updated_after=NOW),
+            "at most 50",
+            id="51-marketplaces",
         ),
         pytest.param(
-            SearchOrdersQuery(EU, last_updated_after=NOW, included_data=("ADDRESS",)), "includedData", id="bad-dataset"
+            SearchOrdersQuery(EU, last_updated_after=NOW, max_results_per_page=101),
+            "between 1 and 100",
+            id="page-101",
         ),
         pytest.param(
-            SearchOrdersQuery(EU, last_updated_after=NOW, last_updated_before=NOW - timedelta(seconds=1)),
+            SearchOrdersQuery(EU, last_updated_after=NOW, included_data=("ADDRESS",)),
+            "includedData",
+            id="bad-dataset",
+        ),
+        pytest.param(
+            SearchOrdersQuery(
+                EU, last_updated_after=NOW, last_updated_before=NOW - timedelta(seconds=1)
+            ),
             "ends before it starts",
             id="inverted",
         ),

@@ -76,7 +76,9 @@ CASES = [
         errors.AccessDeniedError,
         id="403-missing-role",
     ),
-    pytest.param(_answer(401, "Unauthorized", "bad header"), Action.FATAL, errors.FatalApiError, id="401"),
+    pytest.param(
+        _answer(401, "Unauthorized", "bad header"), Action.FATAL, errors.FatalApiError, id="401"
+    ),
     pytest.param(
         _answer(
             400,
@@ -137,9 +139,13 @@ CASES = [
         errors.PaginationTokenError,
         id="400-v0-next-token",
     ),
-    pytest.param(_answer(404, "NotFound", "no order"), Action.FATAL, errors.FatalApiError, id="404"),
+    pytest.param(
+        _answer(404, "NotFound", "no order"), Action.FATAL, errors.FatalApiError, id="404"
+    ),
     pytest.param(_answer(500, "InternalFailure"), Action.RETRY, errors.RetryableApiError, id="500"),
-    pytest.param(_answer(503, "ServiceUnavailable"), Action.RETRY, errors.RetryableApiError, id="503"),
+    pytest.param(
+        _answer(503, "ServiceUnavailable"), Action.RETRY, errors.RetryableApiError, id="503"
+    ),
     pytest.param(
         _answer(500, "InternalFailure", operation=CREATE_REPORT),
         Action.OUTCOME_UNKNOWN,
@@ -177,7 +183,9 @@ CASES = [
         id="malformed-json-on-create",
     ),
     pytest.param(_answer(418, "Teapot"), Action.FATAL, errors.FatalApiError, id="unknown-status"),
-    pytest.param(_answer(400, "SomethingNew", "new"), Action.FATAL, errors.FatalApiError, id="unknown-code"),
+    pytest.param(
+        _answer(400, "SomethingNew", "new"), Action.FATAL, errors.FatalApiError, id="unknown-code"
+    ),
 ]
 
 
@@ -212,7 +220,9 @@ def test_error_carries_amazon_details() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"errors": [{"code": "InvalidInput", "message": "m", "details": "d"}]}, id="errors"),
+        pytest.param(
+            {"errors": [{"code": "InvalidInput", "message": "m", "details": "d"}]}, id="errors"
+        ),
         pytest.param(
             {"payload": None, "errors": [{"code": "InvalidInput", "message": "m", "details": "d"}]},
             id="payload-and-errors",
@@ -232,7 +242,9 @@ def test_non_json_error_body_keeps_its_text() -> None:
 
 
 def test_answer_from_response_reads_headers() -> None:
-    request = httpx.Request("GET", "https://h/orders/2026-01-01/orders?lastUpdatedBefore=2026-05-10T11:59:00Z")
+    request = httpx.Request(
+        "GET", "https://h/orders/2026-01-01/orders?lastUpdatedBefore=2026-05-10T11:59:00Z"
+    )
     response = httpx.Response(
         400,
         headers={
@@ -265,5 +277,7 @@ def test_answer_from_response_reads_headers() -> None:
         pytest.param(httpx.ReadError("reset"), Failure.NO_ANSWER, id="reset"),
     ],
 )
-def test_transport_errors_tell_sent_from_not_sent(exc: httpx.TransportError, failure: Failure) -> None:
+def test_transport_errors_tell_sent_from_not_sent(
+    exc: httpx.TransportError, failure: Failure
+) -> None:
     assert outcomes.failure_of(exc) is failure

@@ -10,7 +10,9 @@ from syncd import errors
 from syncd.amazon import pagination
 from syncd.amazon.query import Query
 
-FIRST = Query.build({"lastUpdatedAfter": "2026-03-01T10:00:00Z", "marketplaceIds": ["A1PA6795UKMFR9"]})
+FIRST = Query.build(
+    {"lastUpdatedAfter": "2026-03-01T10:00:00Z", "marketplaceIds": ["A1PA6795UKMFR9"]}
+)
 
 
 class Pages:
@@ -33,7 +35,9 @@ def _orders_body(ids: list[str], token: str | None) -> dict[str, Any]:
 
 
 def test_pages_repeat_page_one_query_plus_token() -> None:
-    pages = Pages([_orders_body(["1"], "t+1/="), _orders_body(["2"], "t2"), _orders_body(["3"], None)])
+    pages = Pages(
+        [_orders_body(["1"], "t+1/="), _orders_body(["2"], "t2"), _orders_body(["3"], None)]
+    )
 
     got = list(pagination.Paginator("searchOrders", pagination.ORDERS_2026, FIRST, pages))
 
@@ -48,14 +52,18 @@ def test_pages_repeat_page_one_query_plus_token() -> None:
 def test_last_page_has_no_pagination_key() -> None:
     pages = Pages([{"orders": []}])
 
-    assert len(list(pagination.Paginator("searchOrders", pagination.ORDERS_2026, FIRST, pages))) == 1
+    assert (
+        len(list(pagination.Paginator("searchOrders", pagination.ORDERS_2026, FIRST, pages))) == 1
+    )
 
 
 @pytest.mark.parametrize("token", ["", None])
 def test_empty_token_ends_paging(token: str | None) -> None:
     pages = Pages([{"orders": [], "pagination": {"nextToken": token}}])
 
-    assert len(list(pagination.Paginator("searchOrders", pagination.ORDERS_2026, FIRST, pages))) == 1
+    assert (
+        len(list(pagination.Paginator("searchOrders", pagination.ORDERS_2026, FIRST, pages))) == 1
+    )
 
 
 def test_repeated_token_raises() -> None:
@@ -94,7 +102,9 @@ def test_resume_starts_at_the_stored_token() -> None:
     pages = Pages([_orders_body(["9"], None)])
 
     got = list(
-        pagination.Paginator("searchOrders", pagination.ORDERS_2026, FIRST, pages, start_token="stored")
+        pagination.Paginator(
+            "searchOrders", pagination.ORDERS_2026, FIRST, pages, start_token="stored"
+        )
     )
 
     assert pages.queries == [FIRST.with_param("paginationToken", "stored")]
@@ -119,7 +129,9 @@ def test_prefetched_first_page_is_not_fetched_again() -> None:
 
 
 def test_reports_style_sends_the_token_alone() -> None:
-    first = Query.build({"reportTypes": ["GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"], "pageSize": 100})
+    first = Query.build(
+        {"reportTypes": ["GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"], "pageSize": 100}
+    )
     pages = Pages([{"reports": [], "nextToken": "bmV4dDQz"}, {"reports": []}])
 
     list(pagination.Paginator("getReports", pagination.REPORTS_2021, first, pages))
@@ -130,12 +142,20 @@ def test_reports_style_sends_the_token_alone() -> None:
 @pytest.mark.parametrize(
     ("style", "body", "param"),
     [
-        pytest.param(pagination.ORDERS_V0, {"payload": {"NextToken": "x"}}, "NextToken", id="orders-v0"),
-        pytest.param(pagination.FINANCES_2024, {"payload": {"nextToken": "x"}}, "nextToken", id="finances"),
-        pytest.param(pagination.FBA_INVENTORY_V1, {"pagination": {"nextToken": "x"}}, "nextToken", id="fba"),
+        pytest.param(
+            pagination.ORDERS_V0, {"payload": {"NextToken": "x"}}, "NextToken", id="orders-v0"
+        ),
+        pytest.param(
+            pagination.FINANCES_2024, {"payload": {"nextToken": "x"}}, "nextToken", id="finances"
+        ),
+        pytest.param(
+            pagination.FBA_INVENTORY_V1, {"pagination": {"nextToken": "x"}}, "nextToken", id="fba"
+        ),
     ],
 )
-def test_other_token_spellings(style: pagination.TokenStyle, body: dict[str, Any], param: str) -> None:
+def test_other_token_spellings(
+    style: pagination.TokenStyle, body: dict[str, Any], param: str
+) -> None:
     assert style.next_token(body) == "x"
     assert style.page_query(FIRST, "x").get(param) == "x"
     assert style.page_query(FIRST, "x").without(param) == FIRST

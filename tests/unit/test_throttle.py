@@ -55,7 +55,15 @@ def test_learned_rate_paces_the_next_call() -> None:
 
 @pytest.mark.parametrize(
     ("header", "rate"),
-    [("0.0167", 0.0167), (" 2 ", 2.0), (None, None), ("", None), ("abc", None), ("0", None), ("-1", None)],
+    [
+        ("0.0167", 0.0167),
+        (" 2 ", 2.0),
+        (None, None),
+        ("", None),
+        ("abc", None),
+        ("0", None),
+        ("-1", None),
+    ],
 )
 def test_rate_limit_header_parsing(header: str | None, rate: float | None) -> None:
     assert parse_rate_limit(header) == rate
