@@ -130,6 +130,7 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         caption=_("MCF: multi-channel fulfilment orders (sales channel NON_AMAZON)."),
         box=box.SIMPLE_HEAD,
     )
+
     table.add_row(_("Orders"), *(str(len(by_marketplace[c])) for c in columns), style="bold")
     statuses = {c: Counter(o.fulfillment_status or "?" for o in by_marketplace[c]) for c in columns}
     for status, label in zip(_STATUS_COLUMNS, _STATUS_LABELS, strict=True):
@@ -142,6 +143,7 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         ),
         end_section=True,
     )
+
     fba = {
         c: sum(1 for o in by_marketplace[c] if _fulfilled_by(o) == FULFILLED_BY_AMAZON)
         for c in columns
@@ -152,6 +154,7 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         "MCF", *(str(sum(1 for o in by_marketplace[c] if o.is_multichannel)) for c in columns)
     )
     console.print(table)
+
     calls = ", ".join(f"{operation} {count}" for operation, count in sorted(result.calls.items()))
     console.print(
         _("API calls: {calls}; throttled (429): {throttled}.").format(

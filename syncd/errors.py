@@ -11,12 +11,12 @@ it carries, so a raise site is one line and ``str(exc)`` is never empty::
     │   ├── InvalidGrantError        the refresh token was revoked: the seller must re-authorize
     │   ├── InvalidClientError       the LWA client id or secret is wrong or expired
     │   └── AccessTokenExpiredError  an access token expired again right after a refresh
-    ├── ApiError                     SP-API answered with an error, or did not answer
+    ├── ApiError                     SP-API returned an error, or no response arrived
     │   ├── RetryableApiError        429, 5xx, timeouts on idempotent calls: retry later
     │   │   └── ThrottledError       429 QuotaExceeded
     │   ├── WindowTooRecentError     the two-minute rule: clamp the window and retry once
     │   ├── OutcomeUnknownError      a call that creates something may or may not have run
-    │   └── FatalApiError            everything else, including answers nobody classified
+    │   └── FatalApiError            everything else, including responses no rule matches
     │       ├── AccessDeniedError    403 that is not an expired token (missing role)
     │       └── PaginationTokenError Amazon rejected a page token (expired or params changed)
     ├── PaginationError              a page token repeated: the pages would loop
@@ -158,7 +158,7 @@ class AccessTokenExpiredError(AuthError):
 
 
 class ApiError(SyncdError):
-    """An SP-API call failed; carries everything Amazon told us about it."""
+    """An SP-API call failed; carries the status, error code, message and request id."""
 
     def __init__(
         self,
@@ -200,7 +200,7 @@ class RetryableApiError(ApiError):
 
 
 class ThrottledError(RetryableApiError):
-    """Amazon answered 429: the usage plan's bucket for this operation is empty."""
+    """Amazon returned 429: the usage plan's bucket for this operation is empty."""
 
 
 class WindowTooRecentError(ApiError):
@@ -216,7 +216,7 @@ class OutcomeUnknownError(ApiError):
 
 
 class FatalApiError(ApiError):
-    """An answer that retrying will not change; also every answer the table does not know."""
+    """A response that retrying will not change, or one that no rule of the table matches."""
 
 
 class AccessDeniedError(FatalApiError):

@@ -5,7 +5,7 @@ client credentials and a scope) for access tokens and caches the current one. It
 ahead of expiry, under a lock, so many threads that need a token at once cause one refresh.
 Expiry counts from the moment the refresh request was sent, minus a safety margin.
 
-:class:`LwaAuth` puts the token into ``x-amz-access-token``. When SP-API answers 403 because
+:class:`LwaAuth` puts the token into ``x-amz-access-token``. When SP-API returns 403 because
 the token expired anyway (a clock jump, a token revoked early), it refreshes once and
 replays the request once.
 
@@ -278,5 +278,5 @@ class LwaAuth(httpx.Auth):
             return False
         response.read()
         operation = request.extensions.get(OPERATION_EXTENSION, _LWA_OPERATION)
-        rule = outcomes.classify(outcomes.answer_from_response(operation, response))
+        rule = outcomes.classify(outcomes.outcome_from_response(operation, response))
         return rule.action is outcomes.Action.REFRESH_AND_REPLAY

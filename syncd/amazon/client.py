@@ -7,7 +7,7 @@ For each call, :meth:`SpApiClient.call`:
 3. sends the request with the account's LWA token, which refreshes and replays itself once
    on an expired-token 403;
 4. learns Amazon's clock from ``Date`` and the usage plan from ``x-amzn-RateLimit-Limit``;
-5. classifies the answer with :mod:`syncd.amazon.outcomes` and returns, retries with
+5. classifies the outcome with :mod:`syncd.amazon.outcomes` and returns, retries with
    backoff, or raises the exception the table names.
 
 No request is signed and no AWS credential is used: SP-API has not required SigV4 since
@@ -35,7 +35,7 @@ from syncd.amazon.marketplaces import Region
 from syncd.amazon.operations import Operation
 from syncd.amazon.query import Query
 from syncd.amazon.retry import RetryPolicy
-from syncd.amazon.throttle import BucketRegistry
+from syncd.amazon.throttle import BucketRegistry, TokenBucket
 from syncd.config import Settings
 from syncd.logs import get_logger
 
@@ -57,7 +57,7 @@ class SellerAccount:
 
 @dataclass(frozen=True)
 class ApiResponse:
-    """A successful SP-API answer."""
+    """A successful SP-API response."""
 
     operation: str
     status_code: int
@@ -84,7 +84,7 @@ class CallRecord:
 
     @property
     def throttled(self) -> bool:
-        """True for a 429 answer."""
+        """True for a 429 response."""
         return self.status_code == 429
 
 
@@ -286,13 +286,13 @@ class SpApiClient:
         started = self._monotonic()
         attempt = 0
         while True:
-            # Pace, send, learn from the answer, judge it.
+            # Pace, send, learn from the response, classify the outcome.
             attempt += 1
             waited = bucket.acquire(self._stop)
-            answer, response, body, duration = self._send_once(auth, target.operation, request)
-            rule = outcomes.classify(answer)
+            outcome, response, body, duration = self._send_once(auth, target.operation, request)
+            rule = outcomes.classify(outcome)
             self._observe(target, response)
-            self._notify(target, answer, rule, attempt=attempt, duration=duration, waited=waited)
+            self._notify(target, outcome, rule, attempt=attempt, duration=duration, waited=waited)
 
             if rule.action is outcomes.Action.SUCCESS:
                 assert response is not None
@@ -301,39 +301,46 @@ class SpApiClient:
                     response.status_code,
                     body,
                     response.headers,
-                    answer.request_id,
+                    outcome.request_id,
                     attempt,
                 )
-            error = outcomes.build_error(rule, answer)
+            error = outcomes.build_error(rule, outcome)
             if rule.action is outcomes.Action.REFRESH_AND_REPLAY:
                 # LwaAuth already refreshed and replayed once; a second expiry is not transient.
-                raise errors.AccessTokenExpiredError(answer.request_id) from error
+                raise errors.AccessTokenExpiredError(outcome.request_id) from error
             if rule.action is not outcomes.Action.RETRY:
                 raise error
 
             # Retry: an empty Amazon bucket empties ours too, then back off.
-            if answer.status == 429:
+            if outcome.status == 429:
                 bucket.drain()
-            self._wait_before_retry(target, rule, error, attempt, started)
+            self._wait_before_retry(
+                target, rule, error, attempt=attempt, started=started, bucket=bucket
+            )
 
     def _send_once(
         self, auth: LwaAuth, operation: Operation, request: httpx.Request
-    ) -> tuple[outcomes.Answer, httpx.Response | None, Any, float]:
+    ) -> tuple[outcomes.Outcome, httpx.Response | None, Any, float]:
         sent = self._monotonic()
         try:
             response = self.http.send(request, auth=auth)
         except httpx.TransportError as exc:
             duration = self._monotonic() - sent
-            answer = outcomes.Answer(
+            outcome = outcomes.Outcome(
                 operation=operation,
                 status=None,
                 errors=(outcomes.AmazonError(None, f"{type(exc).__name__}: {exc}"),),
                 failure=outcomes.failure_of(exc),
             )
-            return answer, None, None, duration
+            return outcome, None, None, duration
         duration = self._monotonic() - sent
         body, failure = _parse_body(response)
-        return outcomes.answer_from_response(operation, response, failure), response, body, duration
+        return (
+            outcomes.outcome_from_response(operation, response, failure),
+            response,
+            body,
+            duration,
+        )
 
     def _observe(self, target: _Target, response: httpx.Response | None) -> None:
         if response is None:
@@ -349,7 +356,7 @@ class SpApiClient:
     def _notify(
         self,
         target: _Target,
-        answer: outcomes.Answer,
+        outcome: outcomes.Outcome,
         rule: outcomes.Rule,
         *,
         attempt: int,
@@ -360,13 +367,13 @@ class SpApiClient:
             account=target.account,
             region=target.region,
             operation=target.operation.name,
-            status_code=answer.status,
-            failure=None if answer.failure is None else answer.failure.value,
+            status_code=outcome.status,
+            failure=None if outcome.failure is None else outcome.failure.value,
             action=rule.action.value,
             attempt=attempt,
             duration_ms=round(duration * 1000, 1),
             quota_wait_seconds=round(waited, 3),
-            request_id=answer.request_id,
+            request_id=outcome.request_id,
         )
         log.debug("api_call_finished", **record.__dict__)
         for listener in self._listeners:
@@ -377,11 +384,15 @@ class SpApiClient:
         target: _Target,
         rule: outcomes.Rule,
         error: errors.ApiError,
+        *,
         attempt: int,
         started: float,
+        bucket: TokenBucket,
     ) -> None:
         delay = self.retry.delay(attempt, error.retry_after)
         elapsed = self._monotonic() - started
+        # The budget covers the wait for the next quota token too, not only the backoff.
+        quota_wait = bucket.wait_estimate(after=delay)
         event_keys = {
             "account": target.account,
             "operation": target.operation.name,
@@ -391,7 +402,7 @@ class SpApiClient:
             "request_id": error.request_id,
             "reason": rule.reason,
         }
-        if not self.retry.allows(attempt, elapsed, delay):
+        if not self.retry.allows(attempt, elapsed, delay + quota_wait):
             log.error("retries_exhausted", elapsed_seconds=round(elapsed, 3), **event_keys)
             raise error
         event = "request_throttled" if error.status_code == 429 else "request_retried"
@@ -410,7 +421,7 @@ class _Target:
 
 
 def _parse_body(response: httpx.Response) -> tuple[Any, outcomes.Failure | None]:
-    """Parse a successful answer's JSON once; an unreadable body is a failure of its own."""
+    """Parse a successful response's JSON once; an unreadable body is a failure of its own."""
     if not response.is_success or not response.content:
         return None, None
     try:

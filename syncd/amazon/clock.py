@@ -25,11 +25,11 @@ def utc_now() -> datetime:
 
 
 class AmazonClock:
-    """Tracks the offset between Amazon's clock and the local one, from the latest answer.
+    """Tracks the offset between Amazon's clock and the local one, from the latest response.
 
-    A response that was slow to arrive makes Amazon's clock look late, never early, so the
-    error of a single sample only ever moves window bounds earlier, which Amazon accepts;
-    taking the latest sample lets a change of either clock show at the next answer.
+    A response that was slow to arrive makes Amazon's clock look late, never early. The error
+    of a single sample therefore only moves window bounds earlier, which Amazon accepts, and
+    taking the latest sample lets a change of either clock show at the next response.
     Thread-safe.
     """
 

@@ -1,11 +1,11 @@
 """Orders API v2026-01-01: ``searchOrders`` and ``getOrder`` with Amazon's rules built in.
 
-- A search asks for all of an account's marketplaces at once (up to 50, comma-joined).
+- A search requests all of an account's marketplaces at once (up to 50, comma-joined).
 - Exactly one of ``createdAfter`` and ``lastUpdatedAfter``; created and last-updated bounds
   are never mixed.
 - The ``*Before`` bound is clamped to two minutes before Amazon's clock minus a margin; a
-  window that becomes empty is not sent. If Amazon still answers with the two-minute-rule
-  400, the bound is clamped again from the clock of that answer and page one is sent once
+  window that becomes empty is not sent. If Amazon still returns the two-minute-rule 400,
+  the bound is clamped again from the clock of that response and page one is sent once
   more.
 - Page two onwards repeat page one's query byte for byte plus ``paginationToken``.
 """
@@ -196,7 +196,7 @@ class OrdersClient:
         self.skew_margin = skew_margin
 
     def latest_before_bound(self) -> datetime:
-        """The latest ``*Before`` bound Amazon accepts now, by its clock, minus the margin."""
+        """Return the latest ``*Before`` bound Amazon accepts now, minus the margin."""
         return self.client.clock.latest_before_bound(self.skew_margin)
 
     def clamp(self, query: SearchOrdersQuery) -> SearchOrdersQuery | None:
@@ -276,7 +276,7 @@ class OrdersClient:
             except errors.WindowTooRecentError as exc:
                 if attempt == 2:
                     raise
-                # The client measured Amazon's clock from this answer's Date header, so the
+                # The client measured Amazon's clock from this response's Date header, so the
                 # next clamp uses Amazon's time rather than ours.
                 log.warning(
                     "window_too_recent",

@@ -1,9 +1,9 @@
-"""The one table that decides what every SP-API answer means for the caller.
+"""The one table that decides what every SP-API outcome means for the caller.
 
-Each answer (an HTTP response, or a failure that produced none) is matched against
+Each outcome (an HTTP response, or a failure that produced none) is matched against
 :data:`RULES` from top to bottom, keyed by status, Amazon error code, message text, the
 operation's idempotency and the failure kind. The first matching rule gives the action and
-the exception class. An answer that no rule knows is fatal: guessing that an unknown error is
+the exception class. An outcome that no rule matches is fatal: guessing that an unknown error is
 transient is how retry storms start.
 """
 
@@ -25,7 +25,7 @@ from syncd.amazon.operations import Operation
 
 
 class Action(StrEnum):
-    """What the caller does with an answer."""
+    """The caller's next step after an outcome."""
 
     SUCCESS = "success"
     RETRY = "retry"  # wait with backoff, then send the same request again
@@ -36,10 +36,10 @@ class Action(StrEnum):
 
 
 class Failure(StrEnum):
-    """A call that produced no usable HTTP answer."""
+    """A call that produced no usable HTTP response."""
 
     NOT_SENT = "not_sent"  # connect error or timeout, TLS handshake, proxy refusal, pool full
-    NO_ANSWER = "no_answer"  # sent, then the read timed out or the connection dropped
+    NO_RESPONSE = "no_response"  # sent, then the read timed out or the connection dropped
     MALFORMED_BODY = "malformed_body"  # a 2xx whose body is not the JSON it promised
 
 
@@ -53,7 +53,7 @@ class AmazonError:
 
 
 @dataclass(frozen=True)
-class Answer:
+class Outcome:
     """Everything the table looks at."""
 
     operation: Operation
@@ -61,7 +61,7 @@ class Answer:
     errors: tuple[AmazonError, ...] = ()
     failure: Failure | None = None
     query: Mapping[str, str] | None = None  # the request's decoded query parameters
-    amazon_now: datetime | None = None  # from the answer's Date header
+    amazon_now: datetime | None = None  # from the response's Date header
     request_id: str | None = None
     retry_after: float | None = None
 
@@ -89,33 +89,33 @@ class Rule:
     text: re.Pattern[str] | None = None
     idempotent: bool | None = None
     needs_window: bool = False
-    predicate: Callable[[Answer], bool] | None = None
+    predicate: Callable[[Outcome], bool] | None = None
 
-    def matches(self, answer: Answer) -> bool:
-        """True when every condition of this rule holds for ``answer``."""
-        first = answer.first_error
+    def matches(self, outcome: Outcome) -> bool:
+        """True when every condition of this rule holds for ``outcome``."""
+        first = outcome.first_error
         checks = (
-            self.statuses is None or answer.status in self.statuses,
-            self.failures is None or answer.failure in self.failures,
+            self.statuses is None or outcome.status in self.statuses,
+            self.failures is None or outcome.failure in self.failures,
             self.codes is None or (first is not None and first.code in self.codes),
-            self.text is None or bool(self.text.search(answer.text)),
-            self.idempotent is None or answer.operation.idempotent == self.idempotent,
-            not self.needs_window or bool(answer.operation.window_bounds),
-            self.predicate is None or self.predicate(answer),
+            self.text is None or bool(self.text.search(outcome.text)),
+            self.idempotent is None or outcome.operation.idempotent == self.idempotent,
+            not self.needs_window or bool(outcome.operation.window_bounds),
+            self.predicate is None or self.predicate(outcome),
         )
         return all(checks)
 
 
-def _sent_too_recent_bound(answer: Answer) -> bool:
+def _sent_too_recent_bound(outcome: Outcome) -> bool:
     """True when a window bound of the request broke the two-minute rule by Amazon's clock.
 
-    Amazon has answered the rule with a generic "input is not valid" message, so this
-    compares the bound we sent with the answer's own Date header.
+    Amazon has reported the rule with a generic "input is not valid" message, so this
+    compares the bound we sent with the outcome's own Date header.
     """
-    if answer.amazon_now is None or not answer.query:
+    if outcome.amazon_now is None or not outcome.query:
         return False
-    for name in answer.operation.window_bounds:
-        value = answer.query.get(name)
+    for name in outcome.operation.window_bounds:
+        value = outcome.query.get(name)
         if value is None:
             continue
         try:
@@ -123,7 +123,7 @@ def _sent_too_recent_bound(answer: Answer) -> bool:
         except ValueError:
             continue
         # One extra second: the Date header is truncated to whole seconds.
-        if bound.tzinfo is not None and bound > answer.amazon_now - TWO_MINUTE_RULE + _ONE_SECOND:
+        if bound.tzinfo is not None and bound > outcome.amazon_now - TWO_MINUTE_RULE + _ONE_SECOND:
             return True
     return False
 
@@ -140,7 +140,7 @@ _BAD_PAGE_TOKEN = re.compile(
 _SERVER_ERRORS = frozenset(range(500, 600))
 
 RULES: tuple[Rule, ...] = (
-    # -- answers that never reached Amazon, never came back, or came back unreadable
+    # -- calls that never reached Amazon, got no response, or got an unreadable one
     Rule(
         Action.RETRY,
         errors.RetryableApiError,
@@ -150,15 +150,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         Action.RETRY,
         errors.RetryableApiError,
-        "no answer to an idempotent call",
-        failures=frozenset({Failure.NO_ANSWER, Failure.MALFORMED_BODY}),
+        "no outcome to an idempotent call",
+        failures=frozenset({Failure.NO_RESPONSE, Failure.MALFORMED_BODY}),
         idempotent=True,
     ),
     Rule(
         Action.OUTCOME_UNKNOWN,
         errors.OutcomeUnknownError,
-        "no answer to a call that creates something",
-        failures=frozenset({Failure.NO_ANSWER, Failure.MALFORMED_BODY}),
+        "no outcome to a call that creates something",
+        failures=frozenset({Failure.NO_RESPONSE, Failure.MALFORMED_BODY}),
         idempotent=False,
     ),
     Rule(Action.SUCCESS, errors.ApiError, "success", statuses=frozenset(range(200, 300))),
@@ -230,33 +230,33 @@ RULES: tuple[Rule, ...] = (
 FALLBACK = Rule(Action.FATAL, errors.FatalApiError, "not in the table")
 
 
-def classify(answer: Answer) -> Rule:
+def classify(outcome: Outcome) -> Rule:
     """Return the first rule of :data:`RULES` that matches, else the fatal fallback."""
     for rule in RULES:
-        if rule.matches(answer):
+        if rule.matches(outcome):
             return rule
     return FALLBACK
 
 
-def build_error(rule: Rule, answer: Answer) -> errors.ApiError:
-    """Build the exception of ``rule`` with everything the answer told us."""
-    first = answer.first_error
+def build_error(rule: Rule, outcome: Outcome) -> errors.ApiError:
+    """Build the exception of ``rule`` from the outcome's status, error code, message and ids."""
+    first = outcome.first_error
     if first is not None:
         message, code, details = first.message, first.code, first.details
     else:
-        message, code, details = (answer.failure or rule.reason), None, ""
+        message, code, details = (outcome.failure or rule.reason), None, ""
     return rule.error_class(
-        answer.operation.name,
-        answer.status,
+        outcome.operation.name,
+        outcome.status,
         code,
         message,
-        answer.request_id,
+        outcome.request_id,
         details=details,
-        retry_after=answer.retry_after,
+        retry_after=outcome.retry_after,
     )
 
 
-# -- reading answers ----------------------------------------------------------------------------
+# -- reading responses --------------------------------------------------------------------------
 
 _MAX_TEXT = 300  # characters of a non-JSON error body kept as its message
 
@@ -264,7 +264,7 @@ _MAX_TEXT = 300  # characters of a non-JSON error body kept as its message
 def parse_errors(content: bytes) -> tuple[AmazonError, ...]:
     """Read an error body in either style the SP-API models use.
 
-    Newer APIs answer ``{"errors": [...]}``; older ones wrap the same list next to a
+    Newer APIs outcome ``{"errors": [...]}``; older ones wrap the same list next to a
     ``payload`` key. A body that is not JSON (a proxy's HTML page, say) becomes one error
     without a code whose message is the start of the text.
     """
@@ -317,12 +317,12 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def answer_from_response(
+def outcome_from_response(
     operation: Operation, response: httpx.Response, failure: Failure | None = None
-) -> Answer:
+) -> Outcome:
     """Describe a received response for :func:`classify`."""
     query = dict(response.request.url.params) if response.request is not None else None
-    return Answer(
+    return Outcome(
         operation=operation,
         status=response.status_code,
         errors=() if response.is_success else parse_errors(response.content),
@@ -340,4 +340,4 @@ def failure_of(exc: httpx.TransportError) -> Failure:
         return Failure.NOT_SENT
     if isinstance(exc, httpx.ProxyError):
         return Failure.NOT_SENT
-    return Failure.NO_ANSWER
+    return Failure.NO_RESPONSE

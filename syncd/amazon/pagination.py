@@ -23,7 +23,7 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class TokenStyle:
-    """Where an API puts its next-page token, and how the next request carries it."""
+    """An API's spelling of paging: where the next token sits and how a request carries it."""
 
     response_path: tuple[str, ...]  # keys leading to the token in the response body
     request_param: str

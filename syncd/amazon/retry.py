@@ -13,7 +13,7 @@ class RetryPolicy:
     """How often and how long a transient failure is retried."""
 
     max_attempts: int = 5
-    max_seconds: float = 600.0  # total budget, waits for quota included
+    max_seconds: float = 600.0  # per call: backoff and waits for quota together
     base_delay: float = 1.0  # seconds before the first retry, on average
     max_delay: float = 60.0  # seconds; no single wait is longer
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)

@@ -29,7 +29,8 @@ class UsagePlan:
 
 
 # Amazon's default usage plans, from the "Usage Plan" table of each operation in the SP-API
-# models; a seller's real plan may be higher and is then learned from x-amzn-RateLimit-Limit.
+# models. A seller's real plan may be higher, and syncd then learns it from
+# x-amzn-RateLimit-Limit.
 DEFAULT_PLANS: dict[str, UsagePlan] = {
     "searchOrders": UsagePlan(0.0056, 20),
     "getOrder": UsagePlan(0.5, 30),
@@ -46,7 +47,7 @@ DEFAULT_PLANS: dict[str, UsagePlan] = {
     "listTransactions": UsagePlan(0.5, 10),
     "getMarketplaceParticipations": UsagePlan(0.016, 15),
 }
-# An operation without a known plan gets a cautious one until a header tells the real rate.
+# An operation without a known plan gets a cautious one until a header reports the real rate.
 FALLBACK_PLAN = UsagePlan(0.5, 1)
 
 
@@ -98,6 +99,12 @@ class TokenBucket:
         elapsed = max(0.0, now - self._updated)
         self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
         self._updated = now
+
+    def wait_estimate(self, after: float = 0.0) -> float:
+        """Return how long a token taken ``after`` seconds from now would wait, taking none."""
+        with self._lock:
+            tokens = min(self._burst, self._tokens + after * self._rate)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
 
     def reserve(self) -> float:
         """Take one token and return how many seconds the caller must wait before using it."""

@@ -285,8 +285,8 @@ def test_server_errors_are_retried(client: SpApiClient, sandbox: SandboxServer) 
     assert [call.status for call in sandbox.state.calls(operation="getOrder")] == [500, 500, 200]
 
 
-# The slow-answer tests use their own sandbox: its late answers must not land in the call log
-# of the next test.
+# The slow-response tests use their own sandbox, so that its late responses cannot land in the
+# call log of the next test.
 
 
 def test_read_timeout_is_retried_on_a_read(sandbox_factory, client_factory: ClientFactory) -> None:  # type: ignore[no-untyped-def]
@@ -300,7 +300,7 @@ def test_read_timeout_is_retried_on_a_read(sandbox_factory, client_factory: Clie
     order = OrdersClient(client, make_account("na", US)).get_order(order_id)
 
     assert order.order_id == order_id
-    assert records == ["no_answer", None]
+    assert records == ["no_response", None]
 
 
 def test_read_timeout_on_a_create_is_not_repeated(
@@ -321,7 +321,7 @@ def test_read_timeout_on_a_create_is_not_repeated(
             make_account("na", US), creating, path_params={"orderId": _first_order_id(sandbox, US)}
         )
 
-    assert records == ["no_answer"]
+    assert records == ["no_response"]
 
 
 def test_malformed_json_is_retried(client: SpApiClient, sandbox: SandboxServer) -> None:
@@ -390,7 +390,7 @@ def test_skewed_clock_never_breaks_the_two_minute_rule(
 ) -> None:
     sandbox.state.set_clock_offset(offset)
     orders = OrdersClient(client, make_account("na", US))
-    orders.get_order(_first_order_id(sandbox, US))  # any answer teaches the client Amazon's clock
+    orders.get_order(_first_order_id(sandbox, US))  # any response teaches the client Amazon's clock
 
     query = SearchOrdersQuery(
         (US,), last_updated_after=utc_now() - timedelta(days=2), last_updated_before=utc_now()
@@ -450,9 +450,7 @@ def test_mixed_windows_are_refused_locally(client: SpApiClient, sandbox: Sandbox
 # -- configuration guards -----------------------------------------------------------------------
 
 
-def test_marketplace_of_another_region_is_rejected_before_any_request(
-    client: SpApiClient, sandbox: SandboxServer
-) -> None:
+def test_wrong_region_rejected_before_sending(client: SpApiClient, sandbox: SandboxServer) -> None:
     orders = OrdersClient(client, make_account("eu", DE, JP))
 
     with pytest.raises(errors.MarketplaceError) as caught:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 
 class FakeTime:
-    """A monotonic clock and a UTC wall clock that only move when told to (or slept on)."""
+    """A monotonic clock and a UTC wall clock that move only on advance() or sleep()."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self.value = 1000.0

@@ -20,7 +20,7 @@ LWA = LwaClient("amzn1.application-oa2-client.test", SecretStr("client-secret-va
 
 
 class FakeLwa:
-    """Answers token requests from a queue of (status, body) or with fresh tokens."""
+    """Returns queued (status, body) responses to token requests, then fresh tokens."""
 
     def __init__(self, answers: list[tuple[int, dict[str, object]]] | None = None) -> None:
         self.answers = list(answers or [])

@@ -18,7 +18,7 @@ def test_defaults_need_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.endpoint_override("eu") is None
 
 
-def test_every_bad_field_is_named_with_its_expected_form(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_fields_named_with_expected_form(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNCD_ENVIRONMENT", "staging")
     monkeypatch.setenv("SYNCD_HTTP_READ_TIMEOUT", "-5")
     monkeypatch.setenv("SYNCD_SPAPI_ENDPOINT_EU", "not a url")

@@ -1,4 +1,4 @@
-"""The classification table: every kind of answer maps to one action and one error class."""
+"""The classification table: every kind of outcome maps to one action and one error class."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ CREATE_REPORT = Operation("createReport", "POST", "/reports/2021-06-30/reports",
 NOW = datetime(2026, 5, 10, 12, 0, 0, tzinfo=UTC)
 
 
-def _answer(
+def _outcome(
     status: int | None,
     code: str | None = None,
     message: str = "",
@@ -26,9 +26,9 @@ def _answer(
     operation: Operation = SEARCH_ORDERS,
     failure: Failure | None = None,
     query: dict[str, str] | None = None,
-) -> outcomes.Answer:
+) -> outcomes.Outcome:
     found = (outcomes.AmazonError(code, message, details),) if code or message else ()
-    return outcomes.Answer(
+    return outcomes.Outcome(
         operation=operation,
         status=status,
         errors=found,
@@ -39,28 +39,28 @@ def _answer(
 
 
 CASES = [
-    pytest.param(_answer(200), Action.SUCCESS, errors.ApiError, id="200"),
-    pytest.param(_answer(204, operation=GET_ORDER), Action.SUCCESS, errors.ApiError, id="204"),
+    pytest.param(_outcome(200), Action.SUCCESS, errors.ApiError, id="200"),
+    pytest.param(_outcome(204, operation=GET_ORDER), Action.SUCCESS, errors.ApiError, id="204"),
     pytest.param(
-        _answer(429, "QuotaExceeded", "You exceeded your quota for the requested resource."),
+        _outcome(429, "QuotaExceeded", "You exceeded your quota for the requested resource."),
         Action.RETRY,
         errors.ThrottledError,
         id="429",
     ),
     pytest.param(
-        _answer(429, "QuotaExceeded", operation=CREATE_REPORT),
+        _outcome(429, "QuotaExceeded", operation=CREATE_REPORT),
         Action.RETRY,
         errors.ThrottledError,
         id="429-on-create-is-safe-to-repeat",
     ),
     pytest.param(
-        _answer(403, "Unauthorized", "The access token you provided has expired."),
+        _outcome(403, "Unauthorized", "The access token you provided has expired."),
         Action.REFRESH_AND_REPLAY,
         errors.AccessDeniedError,
         id="403-expired-in-message",
     ),
     pytest.param(
-        _answer(
+        _outcome(
             403,
             "Unauthorized",
             "Access to requested resource is denied.",
@@ -71,16 +71,16 @@ CASES = [
         id="403-expired-in-details",
     ),
     pytest.param(
-        _answer(403, "Unauthorized", "Access to requested resource is denied."),
+        _outcome(403, "Unauthorized", "Access to requested resource is denied."),
         Action.FATAL,
         errors.AccessDeniedError,
         id="403-missing-role",
     ),
     pytest.param(
-        _answer(401, "Unauthorized", "bad header"), Action.FATAL, errors.FatalApiError, id="401"
+        _outcome(401, "Unauthorized", "bad header"), Action.FATAL, errors.FatalApiError, id="401"
     ),
     pytest.param(
-        _answer(
+        _outcome(
             400,
             "InvalidInput",
             "Invalid Input. Please provide a date that is at least 2 minutes before current time",
@@ -90,7 +90,7 @@ CASES = [
         id="400-two-minute-rule-explicit",
     ),
     pytest.param(
-        _answer(
+        _outcome(
             400,
             "InvalidInput",
             "The input you have submitted is not valid. Please check your input and try again.",
@@ -101,7 +101,7 @@ CASES = [
         id="400-generic-with-recent-bound",
     ),
     pytest.param(
-        _answer(
+        _outcome(
             400,
             "InvalidInput",
             "The input you have submitted is not valid. Please check your input and try again.",
@@ -112,7 +112,7 @@ CASES = [
         id="400-generic-with-old-bound-is-a-bug",
     ),
     pytest.param(
-        _answer(
+        _outcome(
             400,
             "InvalidInput",
             "at least 2 minutes before current time",
@@ -123,7 +123,7 @@ CASES = [
         id="400-two-minute-text-on-operation-without-window",
     ),
     pytest.param(
-        _answer(
+        _outcome(
             400,
             "InvalidInput",
             "The paginationToken you have submitted is not valid. All parameters must match "
@@ -134,71 +134,73 @@ CASES = [
         id="400-page-token",
     ),
     pytest.param(
-        _answer(400, "InvalidInput", "We could not decode your NextToken."),
+        _outcome(400, "InvalidInput", "We could not decode your NextToken."),
         Action.FATAL,
         errors.PaginationTokenError,
         id="400-v0-next-token",
     ),
     pytest.param(
-        _answer(404, "NotFound", "no order"), Action.FATAL, errors.FatalApiError, id="404"
-    ),
-    pytest.param(_answer(500, "InternalFailure"), Action.RETRY, errors.RetryableApiError, id="500"),
-    pytest.param(
-        _answer(503, "ServiceUnavailable"), Action.RETRY, errors.RetryableApiError, id="503"
+        _outcome(404, "NotFound", "no order"), Action.FATAL, errors.FatalApiError, id="404"
     ),
     pytest.param(
-        _answer(500, "InternalFailure", operation=CREATE_REPORT),
+        _outcome(500, "InternalFailure"), Action.RETRY, errors.RetryableApiError, id="500"
+    ),
+    pytest.param(
+        _outcome(503, "ServiceUnavailable"), Action.RETRY, errors.RetryableApiError, id="503"
+    ),
+    pytest.param(
+        _outcome(500, "InternalFailure", operation=CREATE_REPORT),
         Action.OUTCOME_UNKNOWN,
         errors.OutcomeUnknownError,
         id="500-on-create",
     ),
     pytest.param(
-        _answer(None, failure=Failure.NOT_SENT, operation=CREATE_REPORT),
+        _outcome(None, failure=Failure.NOT_SENT, operation=CREATE_REPORT),
         Action.RETRY,
         errors.RetryableApiError,
         id="connect-error-on-create-never-reached-amazon",
     ),
     pytest.param(
-        _answer(None, failure=Failure.NO_ANSWER),
+        _outcome(None, failure=Failure.NO_RESPONSE),
         Action.RETRY,
         errors.RetryableApiError,
         id="read-timeout-on-read",
     ),
     pytest.param(
-        _answer(None, failure=Failure.NO_ANSWER, operation=CREATE_REPORT),
+        _outcome(None, failure=Failure.NO_RESPONSE, operation=CREATE_REPORT),
         Action.OUTCOME_UNKNOWN,
         errors.OutcomeUnknownError,
         id="read-timeout-on-create",
     ),
     pytest.param(
-        _answer(200, failure=Failure.MALFORMED_BODY),
+        _outcome(200, failure=Failure.MALFORMED_BODY),
         Action.RETRY,
         errors.RetryableApiError,
         id="malformed-json-on-read",
     ),
     pytest.param(
-        _answer(202, failure=Failure.MALFORMED_BODY, operation=CREATE_REPORT),
+        _outcome(202, failure=Failure.MALFORMED_BODY, operation=CREATE_REPORT),
         Action.OUTCOME_UNKNOWN,
         errors.OutcomeUnknownError,
         id="malformed-json-on-create",
     ),
-    pytest.param(_answer(418, "Teapot"), Action.FATAL, errors.FatalApiError, id="unknown-status"),
+    pytest.param(_outcome(418, "Teapot"), Action.FATAL, errors.FatalApiError, id="unknown-status"),
     pytest.param(
-        _answer(400, "SomethingNew", "new"), Action.FATAL, errors.FatalApiError, id="unknown-code"
+        _outcome(400, "SomethingNew", "new"), Action.FATAL, errors.FatalApiError, id="unknown-code"
     ),
 ]
 
 
-@pytest.mark.parametrize(("answer", "action", "error_class"), CASES)
-def test_table_classifies(answer: outcomes.Answer, action: Action, error_class: type) -> None:
-    rule = outcomes.classify(answer)
+@pytest.mark.parametrize(("outcome", "action", "error_class"), CASES)
+def test_table_classifies(outcome: outcomes.Outcome, action: Action, error_class: type) -> None:
+    rule = outcomes.classify(outcome)
 
     assert rule.action is action
     assert rule.error_class is error_class
 
 
 def test_error_carries_amazon_details() -> None:
-    answer = outcomes.Answer(
+    outcome = outcomes.Outcome(
         operation=SEARCH_ORDERS,
         status=429,
         errors=(outcomes.AmazonError("QuotaExceeded", "You exceeded your quota.", ""),),
@@ -206,7 +208,7 @@ def test_error_carries_amazon_details() -> None:
         retry_after=3.0,
     )
 
-    error = outcomes.build_error(outcomes.classify(answer), answer)
+    error = outcomes.build_error(outcomes.classify(outcome), outcome)
 
     assert isinstance(error, errors.ThrottledError)
     assert error.status_code == 429
@@ -241,7 +243,7 @@ def test_non_json_error_body_keeps_its_text() -> None:
     assert parsed == (outcomes.AmazonError(None, "<html>502 Bad Gateway</html>"),)
 
 
-def test_answer_from_response_reads_headers() -> None:
+def test_outcome_from_response_reads_headers() -> None:
     request = httpx.Request(
         "GET", "https://h/orders/2026-01-01/orders?lastUpdatedBefore=2026-05-10T11:59:00Z"
     )
@@ -256,13 +258,13 @@ def test_answer_from_response_reads_headers() -> None:
         request=request,
     )
 
-    answer = outcomes.answer_from_response(SEARCH_ORDERS, response)
+    outcome = outcomes.outcome_from_response(SEARCH_ORDERS, response)
 
-    assert answer.request_id == "abc"
-    assert answer.amazon_now == NOW
-    assert answer.retry_after == 2.0
-    assert answer.query == {"lastUpdatedBefore": "2026-05-10T11:59:00Z"}
-    assert answer.first_error == outcomes.AmazonError("InvalidInput", "x", "")
+    assert outcome.request_id == "abc"
+    assert outcome.amazon_now == NOW
+    assert outcome.retry_after == 2.0
+    assert outcome.query == {"lastUpdatedBefore": "2026-05-10T11:59:00Z"}
+    assert outcome.first_error == outcomes.AmazonError("InvalidInput", "x", "")
 
 
 @pytest.mark.parametrize(
@@ -272,9 +274,9 @@ def test_answer_from_response_reads_headers() -> None:
         pytest.param(httpx.ConnectTimeout("slow"), Failure.NOT_SENT, id="connect-timeout"),
         pytest.param(httpx.PoolTimeout("pool"), Failure.NOT_SENT, id="pool-timeout"),
         pytest.param(httpx.ProxyError("407"), Failure.NOT_SENT, id="proxy-refused"),
-        pytest.param(httpx.ReadTimeout("slow"), Failure.NO_ANSWER, id="read-timeout"),
-        pytest.param(httpx.RemoteProtocolError("closed"), Failure.NO_ANSWER, id="dropped"),
-        pytest.param(httpx.ReadError("reset"), Failure.NO_ANSWER, id="reset"),
+        pytest.param(httpx.ReadTimeout("slow"), Failure.NO_RESPONSE, id="read-timeout"),
+        pytest.param(httpx.RemoteProtocolError("closed"), Failure.NO_RESPONSE, id="dropped"),
+        pytest.param(httpx.ReadError("reset"), Failure.NO_RESPONSE, id="reset"),
     ],
 )
 def test_transport_errors_tell_sent_from_not_sent(

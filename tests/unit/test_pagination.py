@@ -77,7 +77,7 @@ def test_repeated_token_raises() -> None:
     assert len(pages.queries) == 3
 
 
-def test_same_orders_under_new_tokens_stop_after_stale_pages() -> None:
+def test_stale_pages_stop_paging() -> None:
     same = ["171-0000001-0000001", "171-0000002-0000002"]
     pages = Pages([_orders_body(same, f"t{n}") for n in range(1, 50)])
 

@@ -17,7 +17,7 @@ from syncd.amazon.throttle import (
 from tests.unit.fakes import FakeTime
 
 
-def test_burst_is_free_then_requests_wait_for_the_rate() -> None:
+def test_burst_then_sustained_rate() -> None:
     time = FakeTime()
     bucket = TokenBucket(UsagePlan(0.5, 3), clock=time.monotonic, sleep=time.sleep)
 
@@ -28,7 +28,7 @@ def test_burst_is_free_then_requests_wait_for_the_rate() -> None:
     assert waits[4] == pytest.approx(2.0)
 
 
-def test_search_orders_default_plan_waits_three_minutes_after_burst() -> None:
+def test_search_orders_plan_after_burst() -> None:
     time = FakeTime()
     bucket = TokenBucket(DEFAULT_PLANS["searchOrders"], clock=time.monotonic, sleep=time.sleep)
 
@@ -100,7 +100,7 @@ def test_buckets_are_per_account_region_and_operation() -> None:
     assert registry.bucket("acme", "eu", "somethingNew").rate == FALLBACK_PLAN.rate
 
 
-def test_concurrent_callers_queue_up_instead_of_sharing_a_token() -> None:
+def test_concurrent_callers_queue_up() -> None:
     time = FakeTime()
     bucket = TokenBucket(UsagePlan(1.0, 2), clock=time.monotonic, sleep=lambda _s: None)
     waits: list[float] = []

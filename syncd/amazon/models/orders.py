@@ -27,7 +27,7 @@ class Alias(AmazonModel):
 
 
 class SalesChannel(AmazonModel):
-    """Where the order was placed."""
+    """The sales channel and marketplace of the order."""
 
     channel_name: str | None = None  # AMAZON or NON_AMAZON (multi-channel fulfilment)
     marketplace_id: str | None = None
@@ -79,14 +79,14 @@ class ProceedsBreakdown(AmazonModel):
 
 
 class OrderProceeds(AmazonModel):
-    """What the seller receives for the whole order."""
+    """The seller's proceeds for the whole order."""
 
     grand_total: Money | None = None
     breakdowns: list[ProceedsBreakdown] = []
 
 
 class OrderFulfillment(AmazonModel):
-    """How the order is processed and shipped."""
+    """The order's fulfilment: status, who ships it, and the promised windows."""
 
     fulfillment_status: str | None = None  # PENDING, UNSHIPPED, SHIPPED, CANCELLED, …
     fulfilled_by: str | None = None  # AMAZON or MERCHANT
@@ -116,7 +116,7 @@ class ItemProduct(AmazonModel):
 
 
 class ItemProceeds(AmazonModel):
-    """What the seller receives for one line; ``proceeds_total`` covers all its units."""
+    """The seller's proceeds for one line; ``proceeds_total`` covers all its units."""
 
     proceeds_total: Money | None = None
     breakdowns: list[ProceedsBreakdown] = []
@@ -237,6 +237,6 @@ class SearchOrdersResponse(AmazonModel):
 
 
 class GetOrderResponse(AmazonModel):
-    """The ``getOrder`` answer."""
+    """The ``getOrder`` response."""
 
     order: Order
