@@ -9,18 +9,21 @@ it carries, so a raise site is one line and ``str(exc)`` is never empty::
     │   └── MarketplaceError         unknown marketplace id, or one sent to the wrong region
     ├── AuthError                    LWA refused us; fatal until a person fixes the credentials
     │   ├── InvalidGrantError        the refresh token was revoked: the seller must re-authorize
-    │   ├── InvalidClientError       the LWA client id or secret is wrong or expired
-    │   └── AccessTokenExpiredError  an access token expired again right after a refresh
+    │   └── InvalidClientError       the LWA client id or secret is wrong or expired
     ├── ApiError                     SP-API returned an error, or no response arrived
     │   ├── RetryableApiError        429, 5xx, timeouts on idempotent calls: retry later
-    │   │   └── ThrottledError       429 QuotaExceeded
+    │   │   ├── ThrottledError       429 QuotaExceeded
+    │   │   └── AccessTokenExpiredError  a fresh access token was reported expired too
     │   ├── WindowTooRecentError     the two-minute rule: clamp the window and retry once
     │   ├── OutcomeUnknownError      a call that creates something may or may not have run
     │   └── FatalApiError            everything else, including responses no rule matches
     │       ├── AccessDeniedError    403 that is not an expired token (missing role)
     │       └── PaginationTokenError Amazon rejected a page token (expired or params changed)
     ├── PaginationError              a page token repeated: the pages would loop
-    └── RequestError                 syncd refused to build a request that Amazon would reject
+    ├── RecordError                  one record (an order) is unusable: skip it, go on
+    ├── StoreError                   the database is unreachable, missing a driver, or failed
+    ├── RequestError                 syncd refused to build a request that Amazon would reject
+    └── StoppedError                 the process is stopping: the call was not sent
 
 No exception carries a secret: access tokens, refresh tokens and client secrets are never
 passed to a constructor.
@@ -140,20 +143,6 @@ class InvalidClientError(AuthError):
         )
 
 
-class AccessTokenExpiredError(AuthError):
-    """SP-API still reported an expired access token after one refresh and replay."""
-
-    def __init__(self, request_id: str | None) -> None:
-        self.request_id = request_id
-        super().__init__("access_token_expired", 403)
-
-    def _build_message(self) -> str:
-        return _(
-            "SP-API reported an expired access token again right after a refresh "
-            "(request id {request_id}): check the server clock and the LWA token URL."
-        ).format(request_id=self.request_id or "-")
-
-
 # -- SP-API -------------------------------------------------------------------------------------
 
 
@@ -201,6 +190,22 @@ class RetryableApiError(ApiError):
 
 class ThrottledError(RetryableApiError):
     """Amazon returned 429: the usage plan's bucket for this operation is empty."""
+
+
+class AccessTokenExpiredError(RetryableApiError):
+    """SP-API reported an access token expired again right after a refresh and replay.
+
+    The refresh token is fine, so this is no reason to ask for re-authorization: Amazon has
+    had incidents where every fresh token was reported expired. The caller backs off and
+    tries later.
+    """
+
+    def _build_message(self) -> str:
+        return _(
+            "{operation}: SP-API reported an expired access token again right after a refresh "
+            "(request id {request_id}); retry later, and check the server clock and the LWA "
+            "token URL if it persists."
+        ).format(operation=self.operation, request_id=self.request_id or "-")
 
 
 class WindowTooRecentError(ApiError):
@@ -251,6 +256,47 @@ class PaginationError(SyncdError):
                 "stopped to avoid a loop."
             )
         super().__init__(text.format(operation=operation, page=page_number))
+
+
+class StoreError(SyncdError):
+    """A database operation failed; the message names the database (password hidden)."""
+
+    def __init__(self, database: str, reason: str, fix: str) -> None:
+        self.database = database
+        self.reason = reason
+        self.fix = fix
+        super().__init__(
+            _("Database {database}: {reason}. {fix}").format(
+                database=database, reason=reason, fix=fix
+            )
+        )
+
+
+class RecordError(SyncdError):
+    """One record Amazon sent cannot be used; the caller skips it and goes on.
+
+    The reason names fields and rules only, never the record's values, which may carry PII.
+    """
+
+    def __init__(self, kind: str, record_id: str | None, reason: str) -> None:
+        self.kind = kind
+        self.record_id = record_id
+        self.reason = reason
+        super().__init__(
+            _("{kind} {record_id} is unusable: {reason}").format(
+                kind=_(kind), record_id=record_id or "?", reason=reason
+            )
+        )
+
+
+class StoppedError(SyncdError):
+    """The process is stopping (SIGTERM); the call was not sent and can run after a restart."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        super().__init__(
+            _("{operation}: not sent because syncd is stopping.").format(operation=operation)
+        )
 
 
 class RequestError(SyncdError):

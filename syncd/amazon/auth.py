@@ -9,12 +9,15 @@ Expiry counts from the moment the refresh request was sent, minus a safety margi
 the token expired anyway (a clock jump, a token revoked early), it refreshes once and
 replays the request once.
 
-``invalid_grant`` and ``invalid_client`` are permanent until a person acts: the provider
-remembers them and raises again without calling LWA until ``failure_recheck`` seconds pass.
+An error LWA itself returns (``invalid_grant``, ``invalid_client``, ``invalid_scope`` …) is
+permanent until a person acts: the provider remembers it and raises it again without
+calling LWA until ``failure_recheck`` seconds pass. Failures that may pass (5xx, 429, a
+network error, a proxy's page) are retried with backoff instead.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -81,6 +84,7 @@ class TokenProvider:
         self._http = http
         self._lwa = lwa
         self.account = account
+        self.initial_refresh_token = refresh_token
         self._refresh_token = refresh_token
         self._scope = scope
         self._refresh_margin = refresh_margin
@@ -92,11 +96,12 @@ class TokenProvider:
         self._on_rotated = on_refresh_token_rotated
         self._token: AccessToken | None = None
         self._failure: tuple[errors.AuthError, float] | None = None
+        self._transient: tuple[errors.RetryableApiError, float] | None = None
         self._lock = threading.Lock()
 
     @property
     def refresh_token(self) -> SecretStr | None:
-        """The refresh token in use (LWA may rotate it)."""
+        """The refresh token in use; LWA may have rotated it since the provider was built."""
         return self._refresh_token
 
     def get(self) -> AccessToken:
@@ -105,18 +110,27 @@ class TokenProvider:
         Raises:
             errors.InvalidGrantError: the refresh token was revoked (remembered for a while).
             errors.InvalidClientError: the client id or secret was rejected (remembered too).
-            errors.AuthError: LWA refused the request for another reason.
+            errors.AuthError: LWA rejected the request for another reason (remembered too).
             errors.RetryableApiError: LWA was unreachable or failed after the retries.
         """
         token = self._token
         if token is not None and self._monotonic() < token.refresh_due:
             return token
+        waiting_since = self._monotonic()
         with self._lock:
             token = self._token
             if token is not None and self._monotonic() < token.refresh_due:
                 return token
             self._raise_remembered_failure()
-            self._token = self._refresh()
+            # A refresh that failed while this thread waited for the lock has just spent the
+            # retry budget; repeating it at once would multiply the load on a failing LWA.
+            if self._transient is not None and self._transient[1] > waiting_since:
+                raise self._transient[0]
+            try:
+                self._token = self._refresh()
+            except errors.RetryableApiError as exc:
+                self._transient = (exc, self._monotonic())
+                raise
             return self._token
 
     def invalidate(self, token: AccessToken) -> None:
@@ -194,18 +208,22 @@ class TokenProvider:
                 _LWA_OPERATION.name, None, None, f"{type(exc).__name__}: {exc}"
             ) from exc
         if self._clock is not None:
-            self._clock.observe_date_header(response.headers.get("date"))
-        if response.status_code >= 500 or response.status_code == 429:
-            raise errors.RetryableApiError(
-                _LWA_OPERATION.name, response.status_code, None, response.text[:300]
-            )
+            # LWA's clock is Amazon's too, but only a first guess: SP-API answers replace it.
+            self._clock.observe_date_header(response.headers.get("date"), provisional=True)
         body = _json_object(response)
-        if response.status_code != 200 or "access_token" not in body:
+        if response.status_code == 200 and isinstance(body.get("access_token"), str):
+            return self._accept(body, sent_at)
+        if isinstance(body.get("error"), str):
+            # LWA's own verdict on the request: it stays the same until a person acts.
             raise _auth_error(response.status_code, body)
-        return self._accept(body, sent_at)
+        # Anything else came from something between us and LWA (a proxy's error page, a
+        # captive portal, an overloaded gateway); it may pass, so it is retried.
+        raise errors.RetryableApiError(
+            _LWA_OPERATION.name, response.status_code, None, _text_excerpt(response)
+        )
 
     def _accept(self, body: dict[str, Any], sent_at: float) -> AccessToken:
-        expires_in = float(body.get("expires_in") or 3600)
+        expires_in = _lifetime(body.get("expires_in"), self.account)
         margin = min(self._refresh_margin, expires_in / 2)
         rotated = body.get("refresh_token")
         if (
@@ -232,6 +250,21 @@ class TokenProvider:
         )
 
 
+_DEFAULT_LIFETIME = 3600.0  # seconds; LWA's documented access token lifetime
+
+
+def _lifetime(value: Any, account: str) -> float:
+    """Read ``expires_in``; an unusable value falls back to LWA's usual hour, with a warning."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds <= 0:
+        log.warning("lwa_expires_in_invalid", account=account, expires_in=str(value)[:40])
+        return _DEFAULT_LIFETIME
+    return seconds
+
+
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -240,36 +273,53 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _text_excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return f"HTTP {response.status_code}: {text[:200]}" if text else f"HTTP {response.status_code}"
+
+
 def _auth_error(status_code: int, body: dict[str, Any]) -> errors.AuthError:
-    code = body.get("error")
+    code = str(body["error"])
     description = str(body.get("error_description") or "")
     if code == "invalid_grant":
         return errors.InvalidGrantError(code, status_code, description)
     if code == "invalid_client":
         return errors.InvalidClientError(code, status_code, description)
-    return errors.AuthError(None if code is None else str(code), status_code, description)
+    return errors.AuthError(code, status_code, description)
 
 
 class LwaAuth(httpx.Auth):
-    """Sends the provider's access token; one refresh and one replay on an expired token."""
+    """Sends the provider's access token; one refresh and one replay on an expired token.
 
-    def __init__(self, provider: TokenProvider) -> None:
+    One instance serves one call, however many attempts it makes, so a call replays at most
+    once. ``before_replay`` runs before the replay is sent (the client takes a quota token
+    there); when it returns False, the expired-token response is returned instead.
+    """
+
+    def __init__(
+        self, provider: TokenProvider, before_replay: Callable[[], bool] | None = None
+    ) -> None:
         self.provider = provider
+        self._before_replay = before_replay
+        self.replayed = False
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         token = self.provider.get()
         request.headers[ACCESS_TOKEN_HEADER] = token.value
         response = yield request
 
-        if not self._is_expired_token(request, response):
+        if self.replayed or not self._is_expired_token(request, response):
             return
         log.warning(
             "access_token_expired",
             account=self.provider.account,
             request_id=response.headers.get("x-amzn-requestid"),
         )
+        self.replayed = True
         self.provider.invalidate(token)
         request.headers[ACCESS_TOKEN_HEADER] = self.provider.get().value
+        if self._before_replay is not None and not self._before_replay():
+            return
         yield request
 
     @staticmethod

@@ -35,13 +35,14 @@ from syncd.amazon.marketplaces import Region
 from syncd.amazon.operations import Operation
 from syncd.amazon.query import Query
 from syncd.amazon.retry import RetryPolicy
-from syncd.amazon.throttle import BucketRegistry, TokenBucket
+from syncd.amazon.throttle import BucketRegistry
 from syncd.config import Settings
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
 
 USER_AGENT = f"syncd/{__version__} (Language=Python/{platform.python_version()})"
+AMAZON_LWA_HOST = "api.amazon.com"
 GRANTLESS_ACCOUNT = "(grantless)"
 
 
@@ -126,7 +127,12 @@ class SpApiClient:
         http: the HTTP client to use; built from the settings when omitted.
         clock: Amazon's clock, shared with the callers that compute windows.
         buckets: the quota buckets; one registry per process.
-        stop: when set, quota waits end early (used on SIGTERM).
+        stop: when set, calls waiting for quota or a retry end with errors.StoppedError
+            without sending anything (used on SIGTERM).
+        on_refresh_token_rotated: called with the account name, region and new refresh token
+            when LWA rotates a refresh token, so the caller can store it.
+
+    One process should use one client, because the client holds the quota buckets.
     """
 
     def __init__(
@@ -140,6 +146,7 @@ class SpApiClient:
         sleep: Callable[[float], None] = time.sleep,
         monotonic_clock: Callable[[], float] = monotonic,
         stop: threading.Event | None = None,
+        on_refresh_token_rotated: Callable[[str, Region, SecretStr], None] | None = None,
     ) -> None:
         self.settings = settings
         self.http = http if http is not None else build_http_client(settings)
@@ -150,7 +157,8 @@ class SpApiClient:
         self._sleep = sleep
         self._monotonic = monotonic_clock
         self._stop = stop
-        self._providers: dict[str, TokenProvider] = {}
+        self._on_rotated = on_refresh_token_rotated
+        self._providers: dict[tuple[str, str], TokenProvider] = {}
         self._providers_lock = threading.Lock()
         self._listeners: list[Callable[[CallRecord], None]] = []
 
@@ -188,33 +196,56 @@ class SpApiClient:
         return LwaClient(client_id, secret, str(self.settings.lwa_token_url))
 
     def _new_provider(
-        self, account: str, refresh_token: SecretStr | None, scope: str | None
+        self,
+        account: str,
+        refresh_token: SecretStr | None,
+        scope: str | None,
+        on_rotated: Callable[[SecretStr], None] | None = None,
     ) -> TokenProvider:
+        lwa = self._lwa_client()
+        # LWA's Date header is a first guess of Amazon's clock, but only Amazon's own LWA
+        # host counts: a vendor's token service may run on any clock.
+        is_amazon_lwa = httpx.URL(lwa.token_url).host == AMAZON_LWA_HOST
         return TokenProvider(
             self.http,
-            self._lwa_client(),
+            lwa,
             account=account,
             refresh_token=refresh_token,
             scope=scope,
             refresh_margin=self.settings.token_refresh_margin,
             failure_recheck=self.settings.auth_failure_recheck,
-            clock=self.clock,
+            retry=self.retry,
+            clock=self.clock if is_amazon_lwa else None,
             monotonic_clock=self._monotonic,
             sleep=self._sleep,
+            on_refresh_token_rotated=on_rotated,
         )
 
     def token_provider(self, account: SellerAccount) -> TokenProvider:
-        """Return the account's token provider, replacing it when the refresh token changed."""
+        """Return the token provider of the account (its name and region).
+
+        The provider is replaced when the account comes with another refresh token than the
+        one it was built with (the seller authorized again), not when LWA rotated the token.
+        """
+        key = (account.name, account.region)
         with self._providers_lock:
-            provider = self._providers.get(account.name)
-            if provider is None or provider.refresh_token != account.refresh_token:
-                provider = self._new_provider(account.name, account.refresh_token, None)
-                self._providers[account.name] = provider
+            provider = self._providers.get(key)
+            if provider is None or provider.initial_refresh_token != account.refresh_token:
+                provider = self._new_provider(
+                    account.name, account.refresh_token, None, self._rotation_callback(account)
+                )
+                self._providers[key] = provider
             return provider
+
+    def _rotation_callback(self, account: SellerAccount) -> Callable[[SecretStr], None] | None:
+        on_rotated = self._on_rotated
+        if on_rotated is None:
+            return None
+        return lambda token: on_rotated(account.name, account.region, token)
 
     def grantless_provider(self, scope: str) -> TokenProvider:
         """Return the provider of grantless tokens for ``scope``."""
-        key = f"{GRANTLESS_ACCOUNT}:{scope}"
+        key = (GRANTLESS_ACCOUNT, scope)
         with self._providers_lock:
             provider = self._providers.get(key)
             if provider is None:
@@ -242,7 +273,7 @@ class SpApiClient:
         """
         target = _Target(account.name, account.region, operation)
         request = self._build_request(target, path_params, query, json_body)
-        return self._call(LwaAuth(self.token_provider(account)), target, request)
+        return self._call(self.token_provider(account), target, request)
 
     def call_grantless(
         self,
@@ -257,7 +288,7 @@ class SpApiClient:
         """Send a grantless request (client_credentials with ``scope``) to ``region``."""
         target = _Target(GRANTLESS_ACCOUNT, region, operation)
         request = self._build_request(target, path_params, query, json_body)
-        return self._call(LwaAuth(self.grantless_provider(scope)), target, request)
+        return self._call(self.grantless_provider(scope), target, request)
 
     def _build_request(
         self,
@@ -269,7 +300,11 @@ class SpApiClient:
         # A marketplace of another region is a configuration error: nothing is sent.
         _check_marketplaces(target.region, query, json_body)
         operation = target.operation
-        url = self.endpoint(target.region) + operation.render_path(**(path_params or {}))
+        try:
+            path = operation.render_path(**(path_params or {}))
+        except ValueError as exc:
+            raise errors.RequestError(operation.name, str(exc)) from exc
+        url = self.endpoint(target.region) + path
         if query is not None and query.params:
             url = f"{url}?{query.encode()}"
         request = self.http.build_request(
@@ -281,19 +316,44 @@ class SpApiClient:
         request.headers["accept"] = "application/json"
         return request
 
-    def _call(self, auth: LwaAuth, target: _Target, request: httpx.Request) -> ApiResponse:
+    def _call(
+        self, provider: TokenProvider, target: _Target, request: httpx.Request
+    ) -> ApiResponse:
         bucket = self.buckets.bucket(target.account, target.region, target.operation.name)
+        # The retry budget starts once the first attempt has its quota token.
         started = self._monotonic()
+
+        def take_replay_token() -> bool:
+            # An expired-token replay is one more request to Amazon, so it takes a token too.
+            return bucket.acquire(self._stop, started + self.retry.max_seconds) is not None
+
+        auth = LwaAuth(provider, before_replay=take_replay_token)
         attempt = 0
+        last_error: errors.ApiError | None = None
         while True:
-            # Pace, send, learn from the response, classify the outcome.
+            # Pace: the first attempt waits for its token however long that takes; a retry
+            # only takes a token that is due within the retry budget.
             attempt += 1
-            waited = bucket.acquire(self._stop)
-            outcome, response, body, duration = self._send_once(auth, target.operation, request)
+            deadline = None if last_error is None else started + self.retry.max_seconds
+            waited = bucket.acquire(self._stop, deadline)
+            if waited is None:
+                raise self._not_sent(target, last_error)
+            if attempt == 1:
+                started = self._monotonic()
+
+            # Send; a request that never reached Amazon gives its token back.
+            try:
+                outcome, response, body, duration = self._send_once(auth, target.operation, request)
+            except errors.SyncdError:
+                bucket.refund()  # LWA failed, so nothing went to SP-API
+                raise
+            if outcome.failure is outcomes.Failure.NOT_SENT:
+                bucket.refund()
+
+            # Learn from the response and classify the outcome.
             rule = outcomes.classify(outcome)
             self._observe(target, response)
             self._notify(target, outcome, rule, attempt=attempt, duration=duration, waited=waited)
-
             if rule.action is outcomes.Action.SUCCESS:
                 assert response is not None
                 return ApiResponse(
@@ -306,17 +366,45 @@ class SpApiClient:
                 )
             error = outcomes.build_error(rule, outcome)
             if rule.action is outcomes.Action.REFRESH_AND_REPLAY:
-                # LwaAuth already refreshed and replayed once; a second expiry is not transient.
-                raise errors.AccessTokenExpiredError(outcome.request_id) from error
+                # LwaAuth already refreshed and replayed once in this call.
+                raise self._expired_again(target, error)
             if rule.action is not outcomes.Action.RETRY:
                 raise error
 
             # Retry: an empty Amazon bucket empties ours too, then back off.
             if outcome.status == 429:
                 bucket.drain()
-            self._wait_before_retry(
-                target, rule, error, attempt=attempt, started=started, bucket=bucket
-            )
+            self._wait_before_retry(target, rule, error, attempt=attempt, started=started)
+            last_error = error
+
+    def _not_sent(self, target: _Target, last_error: errors.ApiError | None) -> errors.SyncdError:
+        """Return the error for a call that stops before sending its next attempt."""
+        if self._stop is not None and self._stop.is_set():
+            return errors.StoppedError(target.operation.name)
+        assert last_error is not None
+        log.error(
+            "retries_exhausted",
+            account=target.account,
+            operation=target.operation.name,
+            reason="the next quota token is due after the retry budget",
+            status_code=last_error.status_code,
+            request_id=last_error.request_id,
+        )
+        return last_error
+
+    def _expired_again(self, target: _Target, error: errors.ApiError) -> errors.SyncdError:
+        if self._stop is not None and self._stop.is_set():
+            return errors.StoppedError(target.operation.name)
+        expired = errors.AccessTokenExpiredError(
+            target.operation.name,
+            error.status_code,
+            error.error_code,
+            error.error_message,
+            error.request_id,
+            details=error.details,
+        )
+        expired.__cause__ = error
+        return expired
 
     def _send_once(
         self, auth: LwaAuth, operation: Operation, request: httpx.Request
@@ -324,19 +412,23 @@ class SpApiClient:
         sent = self._monotonic()
         try:
             response = self.http.send(request, auth=auth)
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             duration = self._monotonic() - sent
             outcome = outcomes.Outcome(
                 operation=operation,
                 status=None,
                 errors=(outcomes.AmazonError(None, f"{type(exc).__name__}: {exc}"),),
-                failure=outcomes.failure_of(exc),
+                failure=(
+                    outcomes.Failure.MALFORMED_BODY
+                    if isinstance(exc, httpx.DecodingError)
+                    else outcomes.failure_of(exc)
+                ),
             )
             return outcome, None, None, duration
         duration = self._monotonic() - sent
-        body, failure = _parse_body(response)
+        body, body_failure = _parse_body(response)
         return (
-            outcomes.outcome_from_response(operation, response, failure),
+            outcomes.outcome_from_response(operation, response, body_failure),
             response,
             body,
             duration,
@@ -387,12 +479,9 @@ class SpApiClient:
         *,
         attempt: int,
         started: float,
-        bucket: TokenBucket,
     ) -> None:
         delay = self.retry.delay(attempt, error.retry_after)
         elapsed = self._monotonic() - started
-        # The budget covers the wait for the next quota token too, not only the backoff.
-        quota_wait = bucket.wait_estimate(after=delay)
         event_keys = {
             "account": target.account,
             "operation": target.operation.name,
@@ -402,15 +491,15 @@ class SpApiClient:
             "request_id": error.request_id,
             "reason": rule.reason,
         }
-        if not self.retry.allows(attempt, elapsed, delay + quota_wait):
+        if not self.retry.allows(attempt, elapsed, delay):
             log.error("retries_exhausted", elapsed_seconds=round(elapsed, 3), **event_keys)
             raise error
         event = "request_throttled" if error.status_code == 429 else "request_retried"
         log.warning(event, delay_seconds=round(delay, 3), **event_keys)
-        if self._stop is not None:
-            self._stop.wait(delay)
-        else:
+        if self._stop is None:
             self._sleep(delay)
+        elif self._stop.wait(delay):
+            raise errors.StoppedError(target.operation.name) from error
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ from email.utils import parsedate_to_datetime
 
 # Amazon rejects a *Before bound later than two minutes before its own now.
 TWO_MINUTE_RULE = timedelta(minutes=2)
-# The Date header has one-second resolution and arrives after some network delay.
-_DATE_HEADER_RESOLUTION = 1.0  # seconds
 
 
 def utc_now() -> datetime:
@@ -27,15 +25,17 @@ def utc_now() -> datetime:
 class AmazonClock:
     """Tracks the offset between Amazon's clock and the local one, from the latest response.
 
-    A response that was slow to arrive makes Amazon's clock look late, never early. The error
-    of a single sample therefore only moves window bounds earlier, which Amazon accepts, and
-    taking the latest sample lets a change of either clock show at the next response.
+    The ``Date`` header is truncated to the second, and a response that was slow to arrive
+    makes Amazon's clock look later still, so the measured time is never ahead of Amazon's.
+    The error of a sample therefore only moves window bounds earlier, which Amazon accepts,
+    and taking the latest sample lets a change of either clock show at the next response.
     Thread-safe.
     """
 
     def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
         self._now = now
         self._offset: float | None = None
+        self._provisional = True
         self._lock = threading.Lock()
 
     @property
@@ -50,8 +50,14 @@ class AmazonClock:
         with self._lock:
             return self._offset or 0.0
 
-    def observe_date_header(self, value: str | None, received_at: datetime | None = None) -> None:
-        """Record one ``Date`` header; unparseable or missing values are ignored."""
+    def observe_date_header(
+        self, value: str | None, received_at: datetime | None = None, *, provisional: bool = False
+    ) -> None:
+        """Record one ``Date`` header; unparseable or missing values are ignored.
+
+        A ``provisional`` sample (from the LWA token endpoint, which may be a vendor's own
+        token service) is used only until the first SP-API response has been measured.
+        """
         if not value:
             return
         try:
@@ -61,10 +67,12 @@ class AmazonClock:
         if remote.tzinfo is None:
             remote = remote.replace(tzinfo=UTC)
         local = received_at if received_at is not None else self._now()
-        # The header is truncated to the second: on average it lags the true time by half.
-        offset = (remote - local).total_seconds() + _DATE_HEADER_RESOLUTION / 2
+        offset = (remote - local).total_seconds()
         with self._lock:
+            if provisional and not self._provisional:
+                return
             self._offset = offset
+            self._provisional = provisional
 
     def now(self) -> datetime:
         """Return Amazon's current time as an aware UTC datetime."""

@@ -25,7 +25,15 @@ class Operation:
     window_bounds: tuple[str, ...] = field(default=())
 
     def render_path(self, **path_params: str) -> str:
-        """Return the path with its placeholders filled in, each value percent-encoded."""
+        """Return the path with its placeholders filled in, each value percent-encoded.
+
+        Raises:
+            ValueError: a value is empty, ``.`` or ``..``, which URL normalization would turn
+                into another path (``get_order(".")`` would call searchOrders).
+        """
+        for name, value in path_params.items():
+            if value in ("", ".", ".."):
+                raise ValueError(f"{self.name}: path parameter {name} may not be {value!r}")
         return self.path.format(**{k: quote(v, safe="") for k, v in path_params.items()})
 
 

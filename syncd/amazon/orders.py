@@ -22,10 +22,12 @@ import pydantic
 from syncd import errors
 from syncd.amazon import pagination
 from syncd.amazon.client import SellerAccount, SpApiClient
+from syncd.amazon.clock import utc_now
 from syncd.amazon.models.orders import GetOrderResponse, Order, SearchOrdersResponse
 from syncd.amazon.operations import GET_ORDER, SEARCH_ORDERS
 from syncd.amazon.query import Query
 from syncd.i18n import gettext as _
+from syncd.i18n import gettext_noop as N_
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
@@ -83,6 +85,15 @@ class SearchOrdersQuery:
             raise errors.RequestError(SEARCH_ORDERS.name, reason)
 
     def _first_problem(self) -> str | None:
+        bounds = (
+            self.created_after,
+            self.created_before,
+            self.last_updated_after,
+            self.last_updated_before,
+        )
+        if any(bound is not None and bound.utcoffset() is None for bound in bounds):
+            # A naive time (an ERP's Beijing-time watermark, say) has no defined instant.
+            return _("window bounds need a time zone; give them in UTC")
         created = self.created_after is not None or self.created_before is not None
         updated = self.last_updated_after is not None or self.last_updated_before is not None
         checks: list[tuple[bool, str]] = [
@@ -181,6 +192,9 @@ class OrdersPage:
     raw_orders: list[dict[str, Any]]  # same order as ``orders``, for storing the raw JSON
     invalid: list[InvalidOrder] = field(default_factory=list)
     window_before: datetime | None = None  # the bound Amazon echoed
+    # When the page arrived: its next_token expires 24 hours later, so a caller that stores
+    # the token for a resume stores this time with it.
+    fetched_at: datetime = field(default_factory=utc_now)
 
 
 class OrdersClient:
@@ -311,10 +325,16 @@ class OrdersClient:
             path_params={"orderId": order_id},
             query=Query.build({"includedData": tuple(included_data)}),
         )
-        return GetOrderResponse.model_validate(response.body).order
+        try:
+            return GetOrderResponse.model_validate(response.body).order
+        except pydantic.ValidationError as exc:
+            raise errors.RecordError(N_("order"), order_id, _short(exc)) from None
 
     def _parse_page(self, page: pagination.Page) -> OrdersPage:
-        envelope = SearchOrdersResponse.model_validate(page.body)
+        try:
+            envelope = SearchOrdersResponse.model_validate(page.body)
+        except pydantic.ValidationError as exc:
+            raise errors.FatalApiError(SEARCH_ORDERS.name, 200, None, _short(exc), None) from None
         orders: list[Order] = []
         raw_orders: list[dict[str, Any]] = []
         invalid: list[InvalidOrder] = []
@@ -349,6 +369,7 @@ def _order_id_of(raw: Any) -> Any:
 
 
 def _short(exc: pydantic.ValidationError) -> str:
+    """Describe validation errors by location and rule only: input values may carry PII."""
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
     )

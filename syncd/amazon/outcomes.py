@@ -150,14 +150,14 @@ RULES: tuple[Rule, ...] = (
     Rule(
         Action.RETRY,
         errors.RetryableApiError,
-        "no outcome to an idempotent call",
+        "no usable response to an idempotent call",
         failures=frozenset({Failure.NO_RESPONSE, Failure.MALFORMED_BODY}),
         idempotent=True,
     ),
     Rule(
         Action.OUTCOME_UNKNOWN,
         errors.OutcomeUnknownError,
-        "no outcome to a call that creates something",
+        "no usable response to a call that creates something",
         failures=frozenset({Failure.NO_RESPONSE, Failure.MALFORMED_BODY}),
         idempotent=False,
     ),
@@ -264,7 +264,7 @@ _MAX_TEXT = 300  # characters of a non-JSON error body kept as its message
 def parse_errors(content: bytes) -> tuple[AmazonError, ...]:
     """Read an error body in either style the SP-API models use.
 
-    Newer APIs outcome ``{"errors": [...]}``; older ones wrap the same list next to a
+    Newer APIs return ``{"errors": [...]}``; older ones wrap the same list next to a
     ``payload`` key. A body that is not JSON (a proxy's HTML page, say) becomes one error
     without a code whose message is the start of the text.
     """
@@ -275,6 +275,9 @@ def parse_errors(content: bytes) -> tuple[AmazonError, ...]:
         return (AmazonError(None, text[:_MAX_TEXT]),) if text else ()
     if not isinstance(body, dict):
         return ()
+    if "errors" not in body and isinstance(body.get("message"), str):
+        # A gateway in front of SP-API answers {"message": "..."} without an error list.
+        return (AmazonError(None, body["message"]),)
     raw = body.get("errors")
     if isinstance(raw, dict):
         raw = [raw]

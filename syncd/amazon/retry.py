@@ -13,7 +13,9 @@ class RetryPolicy:
     """How often and how long a transient failure is retried."""
 
     max_attempts: int = 5
-    max_seconds: float = 600.0  # per call: backoff and waits for quota together
+    # Per call, after its first attempt: the backoff and the quota waits of the retries.
+    # The first attempt waits for its quota token as long as the usage plan requires.
+    max_seconds: float = 600.0
     base_delay: float = 1.0  # seconds before the first retry, on average
     max_delay: float = 60.0  # seconds; no single wait is longer
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)

@@ -47,19 +47,25 @@ DEFAULT_PLANS: dict[str, UsagePlan] = {
     "listTransactions": UsagePlan(0.5, 10),
     "getMarketplaceParticipations": UsagePlan(0.016, 15),
 }
+MIN_RATE = 0.0001  # requests per second
+MAX_RATE = 1000.0  # requests per second
 # An operation without a known plan gets a cautious one until a header reports the real rate.
 FALLBACK_PLAN = UsagePlan(0.5, 1)
 
 
 def parse_rate_limit(value: str | None) -> float | None:
-    """Parse an ``x-amzn-RateLimit-Limit`` value such as ``0.0167``; None when absent or bad."""
+    """Parse an ``x-amzn-RateLimit-Limit`` value such as ``0.0167``; None when absent or bad.
+
+    Rates outside 0.0001 to 1000 requests per second are ignored: Amazon's plans lie well
+    inside, and a stray ``inf`` or ``1e-9`` from a proxy would switch pacing off or stall it.
+    """
     if value is None:
         return None
     try:
         rate = float(value.strip())
     except ValueError:
         return None
-    return rate if rate > 0 else None
+    return rate if MIN_RATE <= rate <= MAX_RATE else None
 
 
 class TokenBucket:
@@ -100,31 +106,45 @@ class TokenBucket:
         self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
         self._updated = now
 
-    def wait_estimate(self, after: float = 0.0) -> float:
-        """Return how long a token taken ``after`` seconds from now would wait, taking none."""
-        with self._lock:
-            tokens = min(self._burst, self._tokens + after * self._rate)
-            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
+    def reserve(self, deadline: float | None = None) -> float | None:
+        """Take one token and return how many seconds the caller must wait before using it.
 
-    def reserve(self) -> float:
-        """Take one token and return how many seconds the caller must wait before using it."""
+        With a ``deadline`` (on the bucket's clock), a token that would only be due after it
+        is not taken, and None is returned.
+        """
         with self._lock:
             now = self._clock()
             self._refill(now)
+            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
+            if deadline is not None and now + wait > deadline:
+                return None
             self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+            return wait
 
-    def acquire(self, stop: threading.Event | None = None) -> float:
+    def refund(self) -> None:
+        """Give back a token whose request never reached Amazon."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self._burst, self._tokens + 1.0)
+
+    def acquire(
+        self, stop: threading.Event | None = None, deadline: float | None = None
+    ) -> float | None:
         """Take one token, sleeping until it is due; return the seconds waited.
 
-        A set ``stop`` event ends the wait early (the token stays spent).
+        Returns None, holding no token, when the token would be due after ``deadline`` or
+        when ``stop`` is set before or during the wait.
         """
-        wait = self.reserve()
-        if wait > 0:
-            if stop is not None:
-                stop.wait(wait)
-            else:
-                self._sleep(wait)
+        if stop is not None and stop.is_set():
+            return None
+        wait = self.reserve(deadline)
+        if wait is None or wait <= 0:
+            return wait
+        if stop is None:
+            self._sleep(wait)
+        elif stop.wait(wait):
+            self.refund()
+            return None
         return wait
 
     def update_rate(self, rate: float) -> bool:

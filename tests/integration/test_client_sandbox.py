@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs
@@ -536,3 +537,41 @@ def test_query_snapshot_is_reused_for_resume(client: SpApiClient, sandbox: Sandb
     assert seen == _visible(sandbox, [first], DE, FR, IT)
     assert Query.build({}).params == ()
     assert SEARCH_ORDERS.window_bounds == ("createdBefore", "lastUpdatedBefore")
+
+
+def test_threads_sharing_a_bucket_keep_the_time_budget(
+    sandbox_factory,
+    client_factory: ClientFactory,  # type: ignore[no-untyped-def]
+) -> None:
+    server = sandbox_factory(speed=100)  # searchOrders refills 0.56 tokens per second
+    client = client_factory(server, SYNCD_RETRY_MAX_SECONDS="3", SYNCD_RETRY_MAX_ATTEMPTS="20")
+    orders = OrdersClient(client, make_account("na", US))
+    orders.get_order(_first_order_id(server, US))  # learn the clock and the token first
+    server.state.add_fault({"kind": "throttle", "operation": "searchOrders"})
+    first_waits: dict[int, float] = {}
+    client.add_listener(
+        lambda record: (
+            first_waits.setdefault(threading.get_ident(), record.quota_wait_seconds)
+            if record.attempt == 1
+            else None
+        )
+    )
+    retry_times: list[float] = []
+
+    def search() -> None:
+        started = time.monotonic()
+        query = SearchOrdersQuery((US,), last_updated_after=utc_now() - timedelta(days=1))
+        with pytest.raises(errors.ThrottledError):
+            list(orders.search_orders(query))
+        retry_times.append(time.monotonic() - started - first_waits[threading.get_ident()])
+
+    threads = [threading.Thread(target=search) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # A first attempt waits its turn in the queue as the plan requires; what follows it, the
+    # backoff and the retries' quota waits, stays within SYNCD_RETRY_MAX_SECONDS.
+    assert len(retry_times) == 6
+    assert max(retry_times) <= 3.5

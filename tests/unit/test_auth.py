@@ -289,3 +289,78 @@ def test_second_expiry_is_not_replayed_again() -> None:
 
     assert response.status_code == 403
     assert len(seen) == 2
+
+
+def test_proxy_page_is_retried_not_remembered() -> None:
+    lwa, clock = FakeLwa(), FakeTime()
+    original = lwa.__call__
+    pages = [httpx.Response(200, text="<html>login to the network</html>")] * 3
+
+    def portal_then_lwa(request: httpx.Request) -> httpx.Response:
+        if pages:
+            lwa.forms.append({})
+            return pages.pop()
+        return original(request)
+
+    provider = _provider(lwa, clock)
+    provider._http = httpx.Client(transport=httpx.MockTransport(portal_then_lwa))
+
+    with pytest.raises(errors.RetryableApiError) as caught:
+        provider.get()
+    token = provider.get()
+
+    assert "login to the network" in caught.value.error_message
+    assert token.value == "Atza|token-1"
+    assert len(lwa.forms) == 4
+
+
+@pytest.mark.parametrize("status", [403, 407, 408])
+def test_intermediary_error_without_lwa_code_is_retryable(status: int) -> None:
+    lwa = FakeLwa([(status, {"message": "blocked"})] * 3)
+
+    with pytest.raises(errors.RetryableApiError):
+        _provider(lwa, FakeTime()).get()
+
+    assert len(lwa.forms) == 3
+
+
+@pytest.mark.parametrize("value", ["3600s", -60, 0, None, "nan"])
+def test_unusable_expires_in_falls_back_to_an_hour(value: object) -> None:
+    lwa, clock = FakeLwa([(200, {"access_token": "Atza|odd", "expires_in": value})]), FakeTime()
+    provider = _provider(lwa, clock)
+
+    token = provider.get()
+    provider.get()
+
+    assert token.expires_in == 3600.0
+    assert len(lwa.forms) == 1
+
+
+def test_failed_refresh_is_not_repeated_by_waiting_threads() -> None:
+    lwa = FakeLwa([(503, {})] * 100)
+    original = lwa.__call__
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.02)
+        return original(request)
+
+    provider = _provider(lwa, FakeTime())
+    provider._http = httpx.Client(transport=httpx.MockTransport(slow))
+    barrier = threading.Barrier(8)
+    failures: list[type[BaseException]] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            provider.get()
+        except errors.SyncdError as exc:
+            failures.append(type(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == [errors.RetryableApiError] * 8
+    assert len(lwa.forms) == 3  # one refresh with its three attempts, shared by all threads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -10,8 +11,9 @@ import pytest
 from syncd import config, errors
 from syncd.amazon.client import SpApiClient
 from syncd.amazon.operations import GET_ORDER
+from syncd.amazon.orders import OrdersClient
 from syncd.amazon.retry import RetryPolicy
-from syncd.amazon.throttle import BucketRegistry
+from syncd.amazon.throttle import BucketRegistry, UsagePlan
 from tests.integration.conftest import US, make_account
 from tests.unit.fakes import FakeTime
 
@@ -156,3 +158,195 @@ def test_path_parameters_are_encoded() -> None:
     )
 
     assert paths == [b"/orders/2026-01-01/orders/a%2Fb%20c"]
+
+
+EXPIRED = {
+    "errors": [{"code": "Unauthorized", "message": "The access token you provided has expired."}]
+}
+
+
+class TokenCounter:
+    """A token endpoint that counts calls and can rotate the refresh token."""
+
+    def __init__(self, rotate_to: str | None = None) -> None:
+        self.refresh_tokens: list[str] = []
+        self.rotate_to = rotate_to
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        form = dict(item.split("=", 1) for item in request.content.decode().split("&"))
+        self.refresh_tokens.append(form.get("refresh_token", ""))
+        body = {"access_token": f"Atza|{len(self.refresh_tokens)}", "expires_in": 3600}
+        if self.rotate_to is not None:
+            body["refresh_token"] = self.rotate_to
+        return httpx.Response(200, json=body)
+
+
+def _client_with_lwa(
+    api: Callable[[httpx.Request], httpx.Response],
+    lwa: TokenCounter,
+    plans: dict[str, UsagePlan] | None = None,
+    **kwargs: object,
+) -> SpApiClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return lwa(request) if request.url.path == "/auth/o2/token" else api(request)
+
+    settings = config.Settings(
+        lwa_client_id="id",
+        lwa_client_secret="secret",  # type: ignore[arg-type]
+        lwa_token_url="https://lwa.test/auth/o2/token",  # type: ignore[arg-type]
+        spapi_endpoint_na="https://na.test",  # type: ignore[arg-type]
+        spapi_endpoint_eu="https://eu.test",  # type: ignore[arg-type]
+        retry_base_delay=0.001,
+    )
+    time = FakeTime()
+    return SpApiClient(
+        settings,
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        buckets=BucketRegistry(plans, clock=time.monotonic, sleep=time.sleep),
+        sleep=time.sleep,
+        monotonic_clock=time.monotonic,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_rotated_refresh_token_is_kept_and_reported() -> None:
+    lwa = TokenCounter(rotate_to="Atzr|rotated")
+    rotated: list[tuple[str, str, str]] = []
+    client = _client_with_lwa(
+        lambda _r: httpx.Response(200, json=ORDER),
+        lwa,
+        on_refresh_token_rotated=lambda name, region, token: rotated.append(
+            (name, region, token.get_secret_value())
+        ),
+    )
+    account = make_account("na", US)
+    provider = client.token_provider(account)
+
+    for _ in range(5):
+        client.call(account, GET_ORDER, path_params={"orderId": "1"})
+    provider.invalidate(provider.get())
+    client.call(account, GET_ORDER, path_params={"orderId": "1"})
+
+    assert client.token_provider(account) is provider
+    assert lwa.refresh_tokens[1:] == ["Atzr%7Crotated"]
+    assert len(lwa.refresh_tokens) == 2
+    assert rotated == [(account.name, "na", "Atzr|rotated")]
+
+
+def test_same_name_in_two_regions_keeps_two_tokens() -> None:
+    lwa = TokenCounter()
+    client = _client_with_lwa(lambda _r: httpx.Response(200, json=ORDER), lwa)
+    na, eu = make_account("na", US), make_account("eu", "A1PA6795UKMFR9")
+    na = na.__class__("acme", "na", na.refresh_token, na.marketplace_ids)
+    eu = eu.__class__("acme", "eu", eu.refresh_token, eu.marketplace_ids)
+
+    for _ in range(5):
+        client.call(na, GET_ORDER, path_params={"orderId": "1"})
+        client.call(eu, GET_ORDER, path_params={"orderId": "1"})
+
+    assert len(lwa.refresh_tokens) == 2
+
+
+def test_stop_ends_retries_without_sending() -> None:
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def api(_request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        stop.set()
+        return httpx.Response(429, json=THROTTLED)
+
+    client = _client_with_lwa(api, TokenCounter(), stop=stop)
+
+    with pytest.raises(errors.StoppedError):
+        client.call(make_account("na", US), GET_ORDER, path_params={"orderId": "1"})
+
+    assert len(sent) == 1
+
+
+def test_one_replay_per_call_and_it_takes_a_token() -> None:
+    statuses = [403, 503, 403, 200]
+    sent: list[int] = []
+
+    def api(_request: httpx.Request) -> httpx.Response:
+        status = statuses[len(sent)]
+        sent.append(status)
+        body = EXPIRED if status == 403 else ({} if status == 503 else ORDER)
+        return httpx.Response(status, json=body)
+
+    lwa = TokenCounter()
+    client = _client_with_lwa(api, lwa, plans={"getOrder": UsagePlan(0.5, 3)})
+
+    with pytest.raises(errors.AccessTokenExpiredError) as caught:
+        client.call(make_account("na", US), GET_ORDER, path_params={"orderId": "1"})
+
+    assert sent == [403, 503, 403]  # the second expiry is not replayed again
+    assert len(lwa.refresh_tokens) == 2
+    assert isinstance(caught.value, errors.RetryableApiError)
+    bucket = client.buckets.bucket("acme-na", "na", "getOrder")
+    assert bucket.reserve() == pytest.approx(2.0, abs=0.01)  # three tokens went to three sends
+
+
+def test_corrupt_gzip_body_is_retried() -> None:
+    answers = [
+        httpx.Response(
+            200,
+            stream=httpx.ByteStream(b"\x1f\x8bnot gzip"),
+            headers={"content-encoding": "gzip"},
+        ),
+        httpx.Response(200, json=ORDER),
+    ]
+    client = _client_with_lwa(lambda _r: answers.pop(0), TokenCounter())
+
+    response = client.call(make_account("na", US), GET_ORDER, path_params={"orderId": "1"})
+
+    assert response.attempts == 2
+
+
+def test_request_that_never_left_returns_its_token() -> None:
+    attempts: list[int] = []
+
+    def api(_request: httpx.Request) -> httpx.Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json=ORDER)
+
+    client = _client_with_lwa(api, TokenCounter(), plans={"getOrder": UsagePlan(0.5, 1)})
+
+    response = client.call(make_account("na", US), GET_ORDER, path_params={"orderId": "1"})
+
+    assert response.attempts == 2
+    assert client.buckets.bucket("acme-na", "na", "getOrder").reserve() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("order_id", ["", ".", ".."])
+def test_dot_segments_are_refused(order_id: str) -> None:
+    sent: list[str] = []
+    client = _client_with_lwa(
+        lambda r: sent.append(r.url.path) or httpx.Response(200), TokenCounter()
+    )
+
+    with pytest.raises(errors.RequestError):
+        client.call(make_account("na", US), GET_ORDER, path_params={"orderId": order_id})
+
+    assert sent == []
+
+
+def test_unparsable_order_is_a_record_error_without_pii() -> None:
+    broken = {
+        "order": {
+            "orderId": "302-0000000-0000009",
+            "lastUpdatedTime": "2026-05-10T10:00:00Z",
+            "recipient": {"deliveryAddress": {"phone": "+49 30 5550100"}},
+        }
+    }
+    client = _client_with_lwa(lambda _r: httpx.Response(200, json=broken), TokenCounter())
+
+    with pytest.raises(errors.RecordError) as caught:
+        OrdersClient(client, make_account("na", US)).get_order("302-0000000-0000009")
+
+    assert caught.value.record_id == "302-0000000-0000009"
+    assert "createdTime" in caught.value.reason
+    assert "5550100" not in str(caught.value)
+    assert caught.value.__cause__ is None

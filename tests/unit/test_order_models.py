@@ -152,3 +152,10 @@ def test_search_query_builds_amazon_parameters() -> None:
         "&marketplaceIds=A1PA6795UKMFR9,A13V1IB3VIYZZH&maxResultsPerPage=100"
         "&includedData=FULFILLMENT,PROCEEDS"
     )
+
+
+def test_naive_bound_is_a_request_error() -> None:
+    naive = datetime(2026, 5, 10, 12, 0)
+
+    with pytest.raises(errors.RequestError, match="time zone"):
+        SearchOrdersQuery(EU, last_updated_after=naive).validate()

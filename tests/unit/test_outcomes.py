@@ -283,3 +283,9 @@ def test_transport_errors_tell_sent_from_not_sent(
     exc: httpx.TransportError, failure: Failure
 ) -> None:
     assert outcomes.failure_of(exc) is failure
+
+
+def test_gateway_message_body_keeps_its_text() -> None:
+    assert outcomes.parse_errors(b'{"message": "Internal server error"}') == (
+        outcomes.AmazonError(None, "Internal server error"),
+    )

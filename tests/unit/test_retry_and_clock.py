@@ -47,8 +47,8 @@ def test_clock_measures_skew_from_date_header() -> None:
     clock.observe_date_header("Sun, 10 May 2026 11:55:00 GMT")
 
     assert clock.has_measurement
-    assert clock.skew_seconds == pytest.approx(-299.5)
-    assert clock.now() == time.now() - timedelta(seconds=299.5)
+    assert clock.skew_seconds == pytest.approx(-300.0)
+    assert clock.now() == time.now() - timedelta(seconds=300)
 
 
 def test_clock_follows_latest_date_header() -> None:
@@ -60,9 +60,9 @@ def test_clock_follows_latest_date_header() -> None:
     assert not clock.has_measurement
 
     clock.observe_date_header("Sun, 10 May 2026 12:00:10 GMT")
-    assert clock.skew_seconds == pytest.approx(10.5)
+    assert clock.skew_seconds == pytest.approx(10.0)
     clock.observe_date_header("Sun, 10 May 2026 11:55:00 GMT")
-    assert clock.skew_seconds == pytest.approx(-299.5)
+    assert clock.skew_seconds == pytest.approx(-300.0)
 
 
 def test_before_bound_subtracts_rule_and_margin() -> None:
@@ -73,3 +73,15 @@ def test_before_bound_subtracts_rule_and_margin() -> None:
     bound = clock.latest_before_bound(timedelta(seconds=60))
 
     assert bound == datetime(2026, 5, 10, 11, 47, 0, tzinfo=UTC)
+
+
+def test_provisional_sample_serves_until_sp_api_answers() -> None:
+    time = FakeTime()
+    clock = AmazonClock(now=time.now)
+
+    clock.observe_date_header("Sun, 10 May 2026 12:10:00 GMT", provisional=True)
+    assert clock.skew_seconds == pytest.approx(600.0)
+    clock.observe_date_header("Sun, 10 May 2026 12:00:05 GMT")
+    clock.observe_date_header("Sun, 10 May 2026 12:10:00 GMT", provisional=True)
+
+    assert clock.skew_seconds == pytest.approx(5.0)

@@ -63,6 +63,10 @@ def test_learned_rate_paces_the_next_call() -> None:
         ("abc", None),
         ("0", None),
         ("-1", None),
+        ("inf", None),
+        ("nan", None),
+        ("1e-9", None),
+        ("5000", None),
     ],
 )
 def test_rate_limit_header_parsing(header: str | None, rate: float | None) -> None:
@@ -120,10 +124,41 @@ def test_concurrent_callers_queue_up() -> None:
     assert sorted(waits) == pytest.approx([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
 
 
-def test_stop_event_ends_a_quota_wait() -> None:
-    bucket = TokenBucket(UsagePlan(0.001, 1))
-    bucket.acquire()
+def test_set_stop_event_takes_no_token() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(UsagePlan(1.0, 2), clock=time.monotonic, sleep=time.sleep)
     stop = threading.Event()
     stop.set()
 
-    assert bucket.acquire(stop) > 100  # the wait was due but the set event returned at once
+    assert bucket.acquire(stop) is None
+    assert bucket.acquire() == 0.0
+    assert bucket.acquire() == 0.0  # both burst tokens were still there
+
+
+def test_stop_during_wait_gives_the_token_back() -> None:
+    bucket = TokenBucket(UsagePlan(0.01, 1))
+    bucket.acquire()
+    stop = threading.Event()
+    threading.Timer(0.05, stop.set).start()
+
+    assert bucket.acquire(stop) is None
+    assert bucket.reserve() == pytest.approx(100.0, rel=0.01)  # one token queued, not two
+
+
+def test_deadline_refuses_a_late_token() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(UsagePlan(0.5, 1), clock=time.monotonic, sleep=time.sleep)
+    bucket.acquire()
+
+    assert bucket.acquire(deadline=time.monotonic() + 1.0) is None
+    assert bucket.acquire(deadline=time.monotonic() + 2.0) == pytest.approx(2.0)
+
+
+def test_refund_restores_a_token() -> None:
+    time = FakeTime()
+    bucket = TokenBucket(UsagePlan(0.5, 1), clock=time.monotonic, sleep=time.sleep)
+    bucket.acquire()
+
+    bucket.refund()
+
+    assert bucket.acquire() == 0.0
