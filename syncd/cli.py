@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import click
+from babel import Locale
 from rich.console import Console
 from rich.table import Table
 
-from syncd import __version__, config, errors, logs
+from syncd import __version__, cli_base, config, errors, i18n, logs
 from syncd.amazon import marketplaces
 from syncd.i18n import gettext as _
 from syncd.sandbox.cli import sandbox as sandbox_group
@@ -18,6 +19,7 @@ _CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width":
 
 
 @click.group(
+    cls=cli_base.Group,
     context_settings=_CONTEXT_SETTINGS,
     help=_("Keep your own database in step with Amazon's Selling Partner API."),
 )
@@ -26,20 +28,44 @@ _CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width":
     "--env-file",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=config.ENV_FILE_VARIABLE,
-    help=_("Read settings from this env file (default: the SYNCD_ENV_FILE variable)."),
+    metavar=_("FILE"),
+    help=_(
+        "Read settings from this env file; give it before the command "
+        "(default: the SYNCD_ENV_FILE variable)."
+    ),
 )
 @click.pass_context
 def app(ctx: click.Context, env_file: Path | None) -> None:
     ctx.obj = {"env_file": env_file}
 
 
+def load_settings(ctx: click.Context) -> config.Settings:
+    """Return the command's validated settings and configure logging from them.
+
+    Every command that reads settings calls this first, so an invalid setting stops it before
+    it does anything. The sandbox reads none of syncd's settings and does not call it.
+    """
+    obj = ctx.find_root().obj or {}
+    settings = obj.get("settings")
+    if settings is None:
+        settings = config.load_settings(obj.get("env_file"))
+        logs.configure_logging(settings.log_format, settings.log_level)
+        obj["settings"] = settings
+    assert isinstance(settings, config.Settings)
+    return settings
+
+
 @app.command("marketplaces", help=_("List Amazon's marketplaces with their region and currency."))
-def list_marketplaces() -> None:
+@click.pass_context
+def list_marketplaces(ctx: click.Context) -> None:
+    load_settings(ctx)
+    names = Locale.parse(i18n.active_language()).territories
     table = Table(_("Marketplace id"), _("Country"), _("Region"), _("Currency"))
     for marketplace in marketplaces.MARKETPLACES:
+        iso_code = "GB" if marketplace.country_code == "UK" else marketplace.country_code
         table.add_row(
             marketplace.marketplace_id,
-            f"{marketplace.country_code} {marketplace.country}",
+            f"{marketplace.country_code} {names.get(iso_code, marketplace.country)}",
             marketplace.region.upper(),
             marketplace.currency,
         )
@@ -54,15 +80,16 @@ def db_group() -> None:
 @db_group.command("upgrade", help=_("Create or upgrade syncd's tables to the current version."))
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    from syncd.db import migrate  # noqa: PLC0415 - alembic loads only when needed
+    from syncd.db import engine, migrate  # noqa: PLC0415 - alembic loads only when needed
 
-    settings = load_settings(ctx)
-    migrate.upgrade(settings.database_url)
-    click.echo(
-        _("Database is at revision {revision}.").format(
-            revision=migrate.head_revision(settings.database_url)
-        )
-    )
+    url = load_settings(ctx).database_url
+    before, after = migrate.upgrade(url)
+    database = engine.safe_url(url)
+    if before == after:
+        message = _("Database {database} is already at revision {revision}; nothing to do.")
+    else:
+        message = _("Database {database} upgraded from revision {old} to {revision}.")
+    click.echo(message.format(database=database, old=before or _("(empty)"), revision=after))
 
 
 app.add_command(sandbox_group)
@@ -84,14 +111,7 @@ def demo(ctx: click.Context, verbose: bool) -> None:
     settings = load_settings(ctx)
     if not verbose:
         logs.configure_logging(settings.log_format, "warning")
-    demo_module.run_demo(Console())
-
-
-def load_settings(ctx: click.Context) -> config.Settings:
-    """Load and validate the settings for a command, configuring logging from them."""
-    settings = config.load_settings(ctx.obj.get("env_file") if ctx.obj else None)
-    logs.configure_logging(settings.log_format, settings.log_level)
-    return settings
+    demo_module.run_demo(Console(), settings)
 
 
 def run(argv: list[str] | None = None) -> int:

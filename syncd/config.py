@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -20,11 +21,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from syncd import errors, systemd
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
+from syncd.i18n import normalize_language
 
 ENV_PREFIX = "SYNCD_"
 ENV_FILE_VARIABLE = "SYNCD_ENV_FILE"
 # Variables with the prefix that are not settings: the env file's own path and test wiring.
 _NOT_SETTINGS = (ENV_FILE_VARIABLE, "SYNCD_TEST_")
+_PROCESS_VARIABLES = ("LANG", "LANGUAGE", "LC_", "TZ", "PYTHON")
 
 AMAZON_LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 
@@ -37,12 +40,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
+        env_file_encoding="utf-8",
         case_sensitive=False,
         extra="ignore",
         frozen=True,
     )
 
-    database_url: str = "sqlite:///syncd.db"
+    database_url: str = Field(default="sqlite:///syncd.db", repr=False)  # may hold a password
     environment: Environment = "production"
 
     lwa_client_id: str | None = None
@@ -53,7 +57,7 @@ class Settings(BaseSettings):
     spapi_endpoint_eu: AnyHttpUrl | None = None
     spapi_endpoint_fe: AnyHttpUrl | None = None
 
-    https_proxy: AnyHttpUrl | None = None
+    https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password
     http_connect_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
     http_read_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds
     http_write_timeout: float = Field(default=30.0, gt=0, le=600)  # seconds
@@ -66,9 +70,9 @@ class Settings(BaseSettings):
 
     clock_skew_margin: float = Field(default=60.0, ge=0, le=3_600)  # seconds
     token_refresh_margin: float = Field(default=300.0, ge=0, le=3_000)  # seconds
-    auth_failure_recheck: float = Field(default=3_600.0, ge=0, le=86_400 * 7)  # seconds
+    auth_failure_recheck: float = Field(default=3_600.0, ge=60, le=86_400 * 7)  # seconds
 
-    language: Literal["zh_CN", "en"] | None = None
+    language: Literal["zh_CN", "en"] | None = None  # zh, zh-CN, zh_CN.UTF-8 … are accepted
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -82,6 +86,13 @@ class Settings(BaseSettings):
             make_url(value)
         except ArgumentError as exc:
             raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _normalize_language(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip():
+            return normalize_language(value) or value
         return value
 
     def endpoint_override(self, region: Region) -> str | None:
@@ -131,12 +142,20 @@ _EXPECTED: dict[str, str] = {
     "retry_max_delay": N_("seconds, a number above 0 and at most 3600"),
     "clock_skew_margin": N_("seconds, a number from 0 to 3600"),
     "token_refresh_margin": N_("seconds, a number from 0 to 3000"),
-    "auth_failure_recheck": N_("seconds, a number from 0 to 604800"),
+    "auth_failure_recheck": N_("seconds, a number from 60 to 604800"),
     "language": N_("zh_CN or en"),
     "log_format": N_("auto, json or console"),
     "log_level": N_("debug, info, warning or error"),
 }
 _SECRET_FIELDS = frozenset({"lwa_client_secret"})
+
+
+_URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)[^@/\s]*@")
+
+
+def _shown(value: object) -> str:
+    """Return a value for an error message, with any password in a URL masked."""
+    return _URL_PASSWORD.sub(r"\1***@", str(value))
 
 
 def _problem(field: str, value: object) -> errors.SettingProblem:
@@ -146,28 +165,43 @@ def _problem(field: str, value: object) -> errors.SettingProblem:
     elif field in _SECRET_FIELDS:
         shown = _("(hidden)")
     else:
-        shown = str(value)
+        shown = _shown(value)
     return errors.SettingProblem(
         variable=ENV_PREFIX + field.upper(), value=shown, expected=_(_EXPECTED[field])
     )
 
 
-def _unknown_variables(variables: Mapping[str, str | None]) -> list[errors.SettingProblem]:
+def _unknown_variables(
+    variables: Mapping[str, str | None], env_file: Path | None = None
+) -> list[errors.SettingProblem]:
+    """Report ``SYNCD_`` names that are no setting, and env-file lines without the prefix."""
     known = [ENV_PREFIX + field.upper() for field in Settings.model_fields]
     problems = []
-    for name, value in variables.items():
+    for name in variables:
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in known:
+        if upper in known or any(upper.startswith(prefix) for prefix in _NOT_SETTINGS):
             continue
-        if any(upper.startswith(prefix) for prefix in _NOT_SETTINGS):
+        if not upper.startswith(ENV_PREFIX):
+            # An env file may also set the process's locale or time zone for systemd.
+            if env_file is not None and not upper.startswith(_PROCESS_VARIABLES):
+                close = difflib.get_close_matches(ENV_PREFIX + upper, known, n=1, cutoff=0.8)
+                hint = (
+                    _("a setting name starting with SYNCD_, such as {name} (in {file})")
+                    if close
+                    else _("a setting name starting with SYNCD_ (in {file})")
+                ).format(name=close[0] if close else "", file=env_file)
+                problems.append(errors.SettingProblem(name, _("(not shown)"), hint))
             continue
-        close = difflib.get_close_matches(upper, known, n=1)
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)
         hint = (
             _("a known setting; did you mean {name}?").format(name=close[0])
             if close
             else _("a known setting (see settings.example.env)")
         )
-        problems.append(errors.SettingProblem(variable=upper, value=value or "", expected=hint))
+        if env_file is not None:
+            hint = _("{hint} (in {file})").format(hint=hint, file=env_file)
+        # The value of an unknown name is never shown: it may be a misspelt secret.
+        problems.append(errors.SettingProblem(upper, _("(not shown)"), hint))
     return problems
 
 
@@ -190,15 +224,17 @@ def load_settings(env_file: Path | None = None) -> Settings:
         raise errors.SettingsError(
             [
                 errors.SettingProblem(
-                    variable=ENV_FILE_VARIABLE,
+                    variable="--env-file / " + ENV_FILE_VARIABLE,
                     value=str(env_file),
-                    expected=_("a readable env file"),
+                    expected=_("an existing env file; this path was not found"),
                 )
             ]
         )
 
-    file_values = dotenv_values(env_file) if env_file is not None else {}
-    unknown = _unknown_variables({**file_values, **os.environ})
+    file_values = _read_env_file(env_file) if env_file is not None else {}
+    unknown = _unknown_variables(file_values, env_file) + _unknown_variables(
+        {name: value for name, value in os.environ.items() if name not in file_values}
+    )
     try:
         settings = Settings(
             _env_file=env_file,
@@ -207,9 +243,51 @@ def load_settings(env_file: Path | None = None) -> Settings:
     except pydantic.ValidationError as exc:
         problems = [_problem(str(error["loc"][0]), error.get("input")) for error in exc.errors()]
         raise errors.SettingsError([*problems, *unknown]) from exc
-    if unknown:
-        raise errors.SettingsError(unknown)
+    problems = [*unknown, *_endpoint_problems(settings)]
+    if problems:
+        raise errors.SettingsError(problems)
     return settings
+
+
+def _read_env_file(env_file: Path) -> dict[str, str | None]:
+    try:
+        return dotenv_values(env_file, encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        problem = errors.SettingProblem(
+            variable="--env-file / " + ENV_FILE_VARIABLE,
+            value=str(env_file),
+            expected=_("a readable file in UTF-8 ({error}); save it as UTF-8").format(
+                error=type(exc).__name__
+            ),
+        )
+        raise errors.SettingsError([problem]) from None
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
+_ENDPOINT_FIELDS = ("lwa_token_url", "spapi_endpoint_na", "spapi_endpoint_eu", "spapi_endpoint_fe")
+
+
+def _endpoint_problems(settings: Settings) -> list[errors.SettingProblem]:
+    """Reject plain-http endpoints off this machine, and URLs that carry a query string.
+
+    Tokens and the client secret travel to these hosts, so only a local sandbox may be
+    reached without TLS.
+    """
+    problems = []
+    for field in _ENDPOINT_FIELDS:
+        url: AnyHttpUrl | None = getattr(settings, field)
+        if url is None:
+            continue
+        if url.scheme == "http" and url.host not in _LOOPBACK_HOSTS:
+            expected = _(
+                "an https URL; plain http is allowed only for a sandbox on this machine "
+                "(127.0.0.1, ::1 or localhost)"
+            )
+            problems.append(errors.SettingProblem(ENV_PREFIX + field.upper(), str(url), expected))
+        elif url.query or url.fragment:
+            expected = _("a URL without a query string or fragment")
+            problems.append(errors.SettingProblem(ENV_PREFIX + field.upper(), str(url), expected))
+    return problems
 
 
 def read_language_setting(environ: Mapping[str, str] | None = None) -> str | None:

@@ -1,9 +1,9 @@
 """``syncd demo``: syncd's client against the local sandbox, with nothing to configure.
 
-The demo starts the sandbox in this process on free loopback ports, signs in three demo
-sellers (NA with US, EU with DE, FR and IT, FE with JP) and reads the last 30 days of their
-orders through the same client the daemon uses, with quotas, retries and paging. It then
-prints what arrived per marketplace and status, the API calls used and the time taken.
+The demo starts the sandbox in this process on free loopback ports and signs in three demo
+sellers: NA with US, EU with DE, FR and IT, FE with JP. It reads the last 30 days of their
+orders through the client the daemon uses, with its quotas, retries and paging. Then it
+prints the orders per marketplace and status, the API calls used and the time taken.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from syncd.amazon.client import CallRecord, SellerAccount, SpApiClient
 from syncd.amazon.clock import utc_now
 from syncd.amazon.models.orders import FULFILLED_BY_AMAZON, Order
 from syncd.amazon.orders import OrdersClient, SearchOrdersQuery
+from syncd.cli_base import join_list
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
 from syncd.sandbox.server import SandboxServer
@@ -36,11 +37,14 @@ DEMO_ACCOUNTS: tuple[tuple[str, marketplaces.Region, tuple[str, ...]], ...] = (
 )
 DEMO_DAYS = 30
 DEMO_DATASETS = ("FULFILLMENT", "PROCEEDS", "PACKAGES")
+# The sandbox's quota speed factor: a minute of Amazon's quota per second, so the demo does
+# not wait three minutes for each searchOrders token after the burst.
+DEMO_SPEED = 60.0
 
 
 @dataclass
 class DemoResult:
-    """What the demo fetched and what it cost."""
+    """The orders the demo fetched, and the calls and time they cost."""
 
     orders: list[Order] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
@@ -48,30 +52,39 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def run_demo(console: Console, speed: float = 60.0) -> DemoResult:
+def run_demo(
+    console: Console, settings: config.Settings | None = None, speed: float = DEMO_SPEED
+) -> DemoResult:
     """Start the sandbox, fetch the demo sellers' orders and print the summary.
 
     Args:
         console: where the tables go.
-        speed: the sandbox's quota speed factor; the default turns a minute of Amazon's
-            quota into a second, so the demo does not wait for searchOrders' slow refill.
+        settings: the operator's settings. The demo replaces the endpoints and credentials
+            with the sandbox's, and sends nothing through a proxy because the sandbox runs on
+            this machine.
+        speed: the sandbox's quota speed factor.
     """
     result = DemoResult()
     started = time.perf_counter()
+    base = settings if settings is not None else config.load_settings()
     with SandboxServer(SandboxConfig(seed=2026, speed=speed)) as sandbox:
-        settings = config.load_settings().model_copy(update=_sandbox_settings(sandbox))
-        with SpApiClient(settings) as client:
+        demo_settings = base.model_copy(update=_sandbox_settings(sandbox))
+        with SpApiClient(demo_settings) as client:
             client.add_listener(lambda record: _count(result, record))
             console.print(
-                _("Local SP-API sandbox started at {url}.").format(url=sandbox.base_urls["na"])
+                _(
+                    "Local SP-API sandbox running for this demo only, with quotas {speed:g} "
+                    "times faster than Amazon's: {url}"
+                ).format(speed=speed, url=sandbox.base_urls["na"])
             )
             for name, region, marketplace_ids in DEMO_ACCOUNTS:
                 account = SellerAccount(name, region, SecretStr(f"Atzr|{name}"), marketplace_ids)
                 fetched = _fetch(client, account)
                 result.orders.extend(fetched)
+                countries = join_list(_marketplace_label(mid) for mid in marketplace_ids)
                 console.print(
                     _("{account}: {count} orders from {marketplaces}").format(
-                        account=name, count=len(fetched), marketplaces=", ".join(marketplace_ids)
+                        account=name, count=len(fetched), marketplaces=countries
                     )
                 )
     result.seconds = time.perf_counter() - started
@@ -89,6 +102,7 @@ def _sandbox_settings(sandbox: SandboxServer) -> dict[str, object]:
         "spapi_endpoint_fe": env["SYNCD_SPAPI_ENDPOINT_FE"],
         "lwa_client_id": env["SYNCD_LWA_CLIENT_ID"],
         "lwa_client_secret": SecretStr(env["SYNCD_LWA_CLIENT_SECRET"]),
+        "https_proxy": None,
     }
 
 
@@ -127,7 +141,6 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         "",
         *columns,
         title=_("Orders of the last {days} days, by marketplace").format(days=DEMO_DAYS),
-        caption=_("MCF: multi-channel fulfilment orders (sales channel NON_AMAZON)."),
         box=box.SIMPLE_HEAD,
     )
 
@@ -154,8 +167,17 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         "MCF", *(str(sum(1 for o in by_marketplace[c] if o.is_multichannel)) for c in columns)
     )
     console.print(table)
+    console.print(
+        _(
+            "MCF: multi-channel fulfilment orders (sales channel NON_AMAZON); Amazon ships "
+            "them, so they are also counted as FBA."
+        )
+    )
 
-    calls = ", ".join(f"{operation} {count}" for operation, count in sorted(result.calls.items()))
+    calls = join_list(
+        _("{operation} {count}").format(operation=operation, count=count)
+        for operation, count in sorted(result.calls.items())
+    )
     console.print(
         _("API calls: {calls}; throttled (429): {throttled}.").format(
             calls=calls, throttled=result.throttled

@@ -11,14 +11,66 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import NoSuchModuleError, OperationalError
+
+from syncd import errors
+from syncd.i18n import gettext as _
 
 SQLITE_BUSY_TIMEOUT = 30  # seconds
 
 
+# The drivers syncd installs, used when a URL names no driver ("postgresql://...").
+_DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+
+
+def with_default_driver(url: str | URL) -> URL:
+    """Return ``url`` with syncd's driver filled in when the URL names none."""
+    parsed = make_url(url)
+    if "+" not in parsed.drivername and parsed.drivername in _DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=f"{parsed.drivername}+{_DEFAULT_DRIVERS[parsed.drivername]}")
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """Return the URL for messages and logs, with the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def store_error(url: str | URL, exc: Exception) -> errors.StoreError:
+    """Translate a driver or SQLAlchemy failure into one clear :class:`errors.StoreError`."""
+    shown = safe_url(url)
+    if isinstance(exc, NoSuchModuleError | ModuleNotFoundError):
+        return errors.StoreError(
+            shown,
+            _("the database driver is not installed ({error})").format(error=exc),
+            _(
+                "Use a URL such as postgresql+psycopg://… or mysql+pymysql://…, whose drivers "
+                "syncd installs."
+            ),
+        )
+    if isinstance(exc, OperationalError):
+        cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        return errors.StoreError(
+            shown,
+            _("could not connect ({error})").format(error=cause),
+            _(
+                "Check that the server is running and that the host, port, database, user and "
+                "password in SYNCD_DATABASE_URL are right; for SQLite, that the folder exists "
+                "and is writable."
+            ),
+        )
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return errors.StoreError(
+        shown,
+        _("the operation failed ({error})").format(error=first_line),
+        _("Check the database server's log for details."),
+    )
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with syncd's per-connection settings."""
-    parsed = make_url(url)
+    parsed = with_default_driver(url)
     backend = parsed.get_backend_name()
     options: dict[str, Any] = {"pool_pre_ping": True}
     if backend in {"mysql", "mariadb"}:

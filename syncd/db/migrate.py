@@ -9,6 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.db.engine import create_db_engine, store_error
 
 MIGRATIONS_DIR = str(files("syncd.migrations"))
 
@@ -22,9 +25,29 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the database at ``url`` to ``revision``.
+
+    Returns:
+        The revision before and after the upgrade (None for an empty database).
+
+    Raises:
+        errors.StoreError: the database is unreachable, lacks a driver or the upgrade failed.
+    """
+    try:
+        engine = create_db_engine(url)
+        try:
+            before = current_revision(engine)
+        finally:
+            engine.dispose()
+        command.upgrade(alembic_config(url), revision)
+        engine = create_db_engine(url)
+        try:
+            return before, current_revision(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+        raise store_error(url, exc) from exc
 
 
 def current_revision(engine: Engine) -> str | None:

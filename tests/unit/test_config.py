@@ -134,3 +134,132 @@ def test_example_env_file_loads() -> None:
     settings = config.load_settings(EXAMPLE)
 
     assert settings.database_url == "sqlite:///syncd.db"
+
+
+def test_env_file_mistakes_name_the_file(tmp_path: Path) -> None:
+    env_file = tmp_path / "syncd.env"
+    env_file.write_text(
+        "DATABASE_URL=sqlite:///x.db\nSYNCD_LOG_LEVL=debug\nLANG=zh_CN.UTF-8\nTZ=Asia/Shanghai\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings(env_file)
+
+    problems = {problem.variable: problem.expected for problem in caught.value.problems}
+    assert set(problems) == {"DATABASE_URL", "SYNCD_LOG_LEVL"}
+    assert "SYNCD_DATABASE_URL" in problems["DATABASE_URL"]
+    assert "SYNCD_LOG_LEVEL" in problems["SYNCD_LOG_LEVL"]
+    assert all(str(env_file) in hint for hint in problems.values())
+
+
+def test_unrelated_name_gets_no_wrong_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_FOO", "1")
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings()
+
+    assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["zh", "zh-CN", "zh_CN.UTF-8", "zh_CN"])
+def test_language_accepts_locale_spellings(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SYNCD_LANGUAGE", value)
+
+    assert config.load_settings().language == "zh_CN"
+
+
+def test_unsupported_language_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_LANGUAGE", "fr")
+
+    with pytest.raises(errors.SettingsError, match="SYNCD_LANGUAGE"):
+        config.load_settings()
+
+
+def test_misspelt_secret_value_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_LWA_CLIENT_SECRETS", "amzn1.oa2-cs.v1.REALSECRET")
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings()
+
+    assert "REALSECRET" not in str(caught.value)
+    assert "SYNCD_LWA_CLIENT_SECRET?" in str(caught.value)
+
+
+def test_env_file_line_without_prefix_hides_value(tmp_path: Path) -> None:
+    env_file = tmp_path / "syncd.env"
+    env_file.write_text("LWA_CLIENT_SECRET=REALSECRET\n", encoding="utf-8")
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings(env_file)
+
+    assert "REALSECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SYNCD_DATABASE_URL", "postgresql+psycopg://syncd:Db-Passw0rd@db.local:54x32/syncd"),
+        ("SYNCD_HTTPS_PROXY", "http://user:Proxy-Passw0rd@proxy.local:99999"),
+    ],
+)
+def test_invalid_url_hides_its_password(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings()
+
+    assert "Passw0rd" not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+def test_settings_repr_hides_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_DATABASE_URL", "postgresql+psycopg://syncd:Db-Passw0rd@db/syncd")
+    monkeypatch.setenv("SYNCD_HTTPS_PROXY", "http://user:Proxy-Passw0rd@proxy.local:3128")
+
+    text = repr(config.load_settings())
+
+    assert "Passw0rd" not in text
+
+
+def test_env_file_in_gbk_is_named(tmp_path: Path) -> None:
+    env_file = tmp_path / "syncd.env"
+    env_file.write_bytes("# 亚马逊设置\nSYNCD_LOG_LEVEL=info\n".encode("gbk"))
+
+    with pytest.raises(errors.SettingsError, match="UTF-8"):
+        config.load_settings(env_file)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("SYNCD_LWA_TOKEN_URL", "http://tokens.example.cn/auth/o2/token", "https"),
+        ("SYNCD_SPAPI_ENDPOINT_EU", "http://sellingpartnerapi-eu.amazon.com", "https"),
+        ("SYNCD_SPAPI_ENDPOINT_NA", "http://127.0.0.1:8400/?x=1", "query"),
+    ],
+)
+def test_unsafe_endpoint_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(errors.SettingsError, match=problem) as caught:
+        config.load_settings()
+
+    assert [p.variable for p in caught.value.problems] == [variable]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8400", "localhost:8400", "[::1]:8400"])
+def test_plain_http_allowed_on_loopback(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.setenv("SYNCD_SPAPI_ENDPOINT_NA", f"http://{host}")
+
+    assert config.load_settings().endpoint_override("na") == f"http://{host}"
+
+
+def test_failure_recheck_has_a_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_AUTH_FAILURE_RECHECK", "0")
+
+    with pytest.raises(errors.SettingsError, match="SYNCD_AUTH_FAILURE_RECHECK"):
+        config.load_settings()
