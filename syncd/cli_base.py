@@ -57,7 +57,7 @@ def wrap_cells(text: str, width: int) -> list[str]:
             if line:
                 line += " "
             continue
-        if line and cell_len(line.rstrip() + piece) > width:
+        if line and cell_len(line + piece) > width:
             lines.append(line.rstrip())
             line = ""
         line += piece

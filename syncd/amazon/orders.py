@@ -243,7 +243,11 @@ class OrdersClient:
 
         To resume after a crash, pass the stored page-one query and page token as
         ``resume_query`` and ``resume_token``: the search continues at that token with
-        exactly the same parameters, and ``query`` is not used.
+        exactly the same parameters, and ``query`` is not used. A token expires 24 hours
+        after its page's ``fetched_at``; Amazon then rejects it with PaginationTokenError.
+
+        Nothing is yielded when the window clamps to nothing. A caller that moves a
+        watermark calls :meth:`clamp` first and moves it no further than the bound it returns.
 
         Raises:
             errors.RequestError: the query breaks one of Amazon's rules.
