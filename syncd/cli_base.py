@@ -19,7 +19,9 @@ from rich.cells import cell_len
 from syncd.i18n import gettext as _
 
 # Punctuation that must not start a line in Chinese text (a minimal line-breaking rule).
-_NO_LINE_START = frozenset("，。、；：？！）】」』》,.;:?!)]")  # noqa: RUF001 - full-width on purpose
+_NO_LINE_START = frozenset("，。、；：？！）】」』》,.;:?!)]")
+# Opening brackets that must not end a line.
+_NO_LINE_END = "（【「『《(["
 
 
 def _is_wide(char: str) -> bool:
@@ -27,24 +29,36 @@ def _is_wide(char: str) -> bool:
 
 
 def _chunks(text: str) -> list[str]:
-    """Split text into pieces a line may break between: words, wide characters, spaces."""
+    """Split text into pieces a line may break between: words, wide characters, spaces.
+
+    Closing punctuation joins the piece before it and opening brackets the piece after it,
+    so that neither ends up alone at the edge of a line.
+    """
     pieces: list[str] = []
     word = ""
+    opening = ""
     for char in text:
         if char.isspace() or _is_wide(char):
+            if word.strip(_NO_LINE_END) == "" and word:
+                opening, word = opening + word, ""
             if word:
-                pieces.append(word)
-                word = ""
+                pieces.append(opening + word)
+                opening, word = "", ""
             if char in _NO_LINE_START and pieces:
                 pieces[-1] += char
+            elif char.isspace():
+                pieces.append(" ")
+            elif char in _NO_LINE_END:
+                opening += char
             else:
-                pieces.append(" " if char.isspace() else char)
+                pieces.append(opening + char)
+                opening = ""
         elif char in _NO_LINE_START and not word and pieces and pieces[-1] != " ":
             pieces[-1] += char
         else:
             word += char
-    if word:
-        pieces.append(word)
+    if word or opening:
+        pieces.append(opening + word)
     return pieces
 
 
@@ -129,6 +143,20 @@ class Group(click.Group):
 
 
 Group.group_class = Group
+
+
+class Integer(click.types.IntParamType):
+    """click's integer type with a translated name; use :class:`IntRange` for bounds."""
+
+    def __init__(self) -> None:
+        self.name = _("integer")
+
+
+class Number(click.types.FloatParamType):
+    """click's float type with a translated name; use :class:`FloatRange` for bounds."""
+
+    def __init__(self) -> None:
+        self.name = _("number")
 
 
 class IntRange(click.IntRange):

@@ -3,8 +3,9 @@
 Load them from ``tests/conftest.py`` with ``pytest_plugins = ["tests.sandbox_fixtures"]``.
 
 - ``sandbox_server``: one sandbox for the whole session (seed :data:`SANDBOX_SEED`).
-- ``sandbox``: that sandbox, reset to a fresh world before the test: no calls, faults,
-  tokens or revocations, the clock offset back to zero, orders generated anew up to now.
+- ``sandbox``: that sandbox, reset to a fresh world with the session's configuration before
+  the test: no calls, faults, tokens or revocations, the clock offset back to zero, orders
+  generated anew up to now. A test's own reset with other settings does not leak.
 - ``sandbox_factory``: starts extra sandboxes with their own configuration and stops them
   after the test, e.g. ``sandbox_factory(pii_roles="omitted", quotas=False)``.
 - ``sandbox_env``: sets the ``SYNCD_*`` settings that point syncd at ``sandbox`` for the
@@ -26,17 +27,22 @@ SANDBOX_SEED = 7
 SandboxFactory = Callable[..., SandboxServer]
 
 
+SESSION_CONFIG = SandboxConfig(seed=SANDBOX_SEED)
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
     """A sandbox shared by the session; use ``sandbox`` to get it in a fresh state."""
-    with SandboxServer(SandboxConfig(seed=SANDBOX_SEED)) as server:
+    with SandboxServer(SESSION_CONFIG) as server:
         yield server
 
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     """The session's sandbox, reset to a fresh world for this test."""
-    sandbox_server.state.reset()
+    # The session's configuration is passed explicitly because a reset with settings
+    # (POST /_sandbox/reset with a body) makes them the default of later resets.
+    sandbox_server.state.reset(SESSION_CONFIG)
     return sandbox_server
 
 

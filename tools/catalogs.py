@@ -55,7 +55,17 @@ def update() -> None:
     for language in LANGUAGES:
         po = LOCALE / language / "LC_MESSAGES" / "syncd.po"
         if po.exists():
-            _pybabel("update", "-i", str(POT), "-o", str(po), "-l", language, "--no-fuzzy-matching")
+            _pybabel(
+                "update",
+                "-i",
+                str(POT),
+                "-o",
+                str(po),
+                "-l",
+                language,
+                "--no-fuzzy-matching",
+                "--ignore-obsolete",
+            )
         else:
             _pybabel("init", "-i", str(POT), "-o", str(po), "-l", language)
 

@@ -5,7 +5,8 @@ Every SP-API request goes through the same steps, in this order:
 1. authenticate ``x-amz-access-token`` (missing, unknown or grantless: 403; expired: 403
    with the expiry text);
 2. count the call against the fault rules. A ``slow`` rule waits, and a rule that replaces
-   the response (throttle, server error, ...) responds at once;
+   the response (throttle, server error, ...) responds at once. When the sandbox stops
+   during the wait, the request gets 503 at once;
 3. take a token from the seller's bucket for the operation (429 when empty);
 4. return the example's response for an exact match of one of Amazon's static examples;
 5. run the operation's handler.
@@ -49,7 +50,7 @@ from syncd.sandbox.exchange import (
     quota_exceeded,
     server_error,
 )
-from syncd.sandbox.faults import FaultCall, FiredFault
+from syncd.sandbox.faults import FAULTABLE_OPERATIONS, LWA_OPERATION, FaultCall, FiredFault
 from syncd.sandbox.sellers import Seller
 from syncd.sandbox.state import SandboxState
 
@@ -57,10 +58,20 @@ logger = logs.get_logger(__name__)
 
 # Each module exports OPERATIONS; add reports, feeds, listings, ... here, one module each.
 API_MODULES: tuple[ModuleType, ...] = (orders,)
+OPERATION_IDS: tuple[str, ...] = tuple(
+    operation.operation_id for module in API_MODULES for operation in module.OPERATIONS
+)
+UNKNOWN_OPERATION = "unknown"  # the call log's operation for a path the sandbox does not serve
+# Every operation name a call log record can have.
+CALL_LOG_OPERATIONS: tuple[str, ...] = (LWA_OPERATION, *OPERATION_IDS, UNKNOWN_OPERATION)
+if set(OPERATION_IDS) != set(FAULTABLE_OPERATIONS) - {LWA_OPERATION}:
+    raise RuntimeError("faults.FAULTABLE_OPERATIONS must list the operations of API_MODULES")
 LWA_PATH = "/auth/o2/token"
 DATASET_REJECTED_MESSAGE = (
     "The input you have submitted is not valid. Please check your input and try again."
 )
+
+SHUTDOWN_MESSAGE = "The sandbox is shutting down."
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -129,16 +140,28 @@ class Exchange:
         )
 
 
-def build_app(state: SandboxState, region: str, *, serve_lwa: bool) -> Starlette:
-    """Build the app of one region's host; the LWA endpoint is served where ``serve_lwa``."""
+def build_app(
+    state: SandboxState,
+    region: str,
+    *,
+    serve_lwa: bool,
+    stopping: asyncio.Event | None = None,
+) -> Starlette:
+    """Build the app of one region's host; the LWA endpoint is served where ``serve_lwa``.
+
+    Setting ``stopping`` ends the waits of ``slow`` faults at once, so that the server can
+    stop without cancelling requests; those requests get 503.
+    """
+    if stopping is None:
+        stopping = asyncio.Event()
     routes: list[BaseRoute] = []
     if serve_lwa:
-        routes.append(Route(LWA_PATH, _lwa_endpoint(state, region), methods=["POST"]))
+        routes.append(Route(LWA_PATH, _lwa_endpoint(state, region, stopping), methods=["POST"]))
     for module in API_MODULES:
         for operation in module.OPERATIONS:
-            endpoint = _operation_endpoint(state, region, operation)
+            endpoint = _operation_endpoint(state, region, operation, stopping)
             routes.append(Route(operation.path, endpoint, methods=[operation.method]))
-    routes.extend(control.routes(state, region))
+    routes.extend(control.routes(state, region, CALL_LOG_OPERATIONS))
     routes.append(Route("/{path:path}", _unknown_endpoint(state, region), methods=_ALL_METHODS))
     return Starlette(routes=routes)
 
@@ -149,10 +172,12 @@ _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # -- SP-API operations ---------------------------------------------------------------------------
 
 
-def _operation_endpoint(state: SandboxState, region: str, operation: Operation) -> Endpoint:
+def _operation_endpoint(
+    state: SandboxState, region: str, operation: Operation, stopping: asyncio.Event
+) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         exchange = _new_exchange(state, region, operation.operation_id, request)
-        reply = await _respond_to_operation(exchange, operation)
+        reply = await _respond_to_operation(exchange, operation, stopping)
         config = state.config
         rate = throttle.rate_limit_header(operation.operation_id, config.speed, config.quotas)
         return exchange.respond(reply, rate)
@@ -160,7 +185,9 @@ def _operation_endpoint(state: SandboxState, region: str, operation: Operation) 
     return endpoint
 
 
-async def _respond_to_operation(exchange: Exchange, operation: Operation) -> Reply:
+async def _respond_to_operation(
+    exchange: Exchange, operation: Operation, stopping: asyncio.Event
+) -> Reply:
     state = exchange.state
     now = state.now()
 
@@ -170,7 +197,12 @@ async def _respond_to_operation(exchange: Exchange, operation: Operation) -> Rep
     exchange.seller_id = seller.seller_id
 
     exchange.fired = _fire_faults(exchange, seller)
-    await _wait_for_slow_faults(exchange.fired)
+    if not await _wait_for_slow_faults(exchange, stopping):
+        reply = amazon_error(
+            503, "ServiceUnavailable", "Service temporarily unavailable.", SHUTDOWN_MESSAGE
+        )
+        reply.headers["Connection"] = "close"
+        return reply
     fault_reply = _apply_faults(state, exchange.fired, seller)
     if fault_reply is not None:
         return fault_reply
@@ -227,10 +259,29 @@ def _fire_faults(exchange: Exchange, seller: Seller) -> list[FiredFault]:
         return exchange.state.fault_book.fire(call)
 
 
-async def _wait_for_slow_faults(fired: list[FiredFault]) -> None:
-    delay = sum(fault.rule.delay for fault in fired if fault.rule.kind == "slow")
-    if delay > 0:
-        await asyncio.sleep(delay)
+async def _wait_for_slow_faults(exchange: Exchange, stopping: asyncio.Event) -> bool:
+    """Wait the delay of the ``slow`` faults that fired; return False if the sandbox stopped.
+
+    Ending the wait early lets uvicorn stop without cancelling the request, which it would
+    report with a traceback and a bare 500 response.
+    """
+    delay = sum(fault.rule.delay for fault in exchange.fired if fault.rule.kind == "slow")
+    if delay <= 0:
+        return True
+    try:
+        async with asyncio.timeout(delay):
+            await stopping.wait()
+    except TimeoutError:
+        return True
+    logger.info(
+        "sandbox_slow_request_cancelled",
+        reason="sandbox stopping",
+        operation=exchange.operation,
+        region=exchange.region,
+        request_id=exchange.request_id,
+        delay_seconds=delay,
+    )
+    return False
 
 
 def _apply_faults(state: SandboxState, fired: list[FiredFault], seller: Seller) -> Reply | None:
@@ -279,9 +330,9 @@ def _run_handler(operation: Operation, context: RequestContext) -> Reply:
 # -- LWA and unknown paths -----------------------------------------------------------------------
 
 
-def _lwa_endpoint(state: SandboxState, region: str) -> Endpoint:
+def _lwa_endpoint(state: SandboxState, region: str, stopping: asyncio.Event) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        exchange = _new_exchange(state, region, "lwa", request)
+        exchange = _new_exchange(state, region, LWA_OPERATION, request)
         body = await request.body()
         try:
             fields = lwa.parse_token_request(body, request.headers.get("content-type", ""))
@@ -291,8 +342,11 @@ def _lwa_endpoint(state: SandboxState, region: str) -> Endpoint:
 
         refresh_token = fields.get("refresh_token")
         with state.lock:
-            exchange.fired = state.fault_book.fire(FaultCall("lwa", region, refresh_token))
-        await _wait_for_slow_faults(exchange.fired)
+            exchange.fired = state.fault_book.fire(FaultCall(LWA_OPERATION, region, refresh_token))
+        if not await _wait_for_slow_faults(exchange, stopping):
+            reply = lwa.lwa_error(503, "server_error", SHUTDOWN_MESSAGE)
+            reply.headers["Connection"] = "close"
+            return exchange.respond(reply)
         reply, exchange.seller_id = lwa.respond_to_token_request(
             state, fields, exchange.fired, state.now()
         )
@@ -303,7 +357,7 @@ def _lwa_endpoint(state: SandboxState, region: str) -> Endpoint:
 
 def _unknown_endpoint(state: SandboxState, region: str) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        exchange = _new_exchange(state, region, "unknown", request)
+        exchange = _new_exchange(state, region, UNKNOWN_OPERATION, request)
         message = f"No resource at {request.method} {request.url.path}."
         return exchange.respond(amazon_error(404, "NotFound", message))
 

@@ -5,8 +5,6 @@ umlauts, Turkish, Arabic, Japanese, Simplified Chinese, ...) so that a client's 
 non-ASCII text is exercised. Names include apostrophes (``O'Connor``) on purpose.
 """
 
-# ruff: noqa: RUF001 - Turkish dotless i, full-width punctuation and x signs are meant
-
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,7 +3,9 @@
 Every port serves them and they act on the one shared state; where a call has a region,
 the host's region is the default. Control calls are not recorded in the call log. Field
 names are snake_case; order documents keep Amazon's camelCase. An error returns
-``{"error": "<message>"}`` with 400 (invalid input) or 404 (order or fault not found).
+``{"error": "<message>"}`` with 400 (invalid input), 404 (unknown control path, order or
+fault) or 405 (method not allowed on the path). An invalid fault rule or setting also lists
+each problem in ``"problems"``.
 
 =========================  ===================================================================
 ``GET /_sandbox/``         region, sandbox time, clock offset, settings and these routes
@@ -25,25 +27,28 @@ names are snake_case; order documents keep Amazon's camelCase. An error returns
 ``POST .../orders/evolve`` ``{"refresh_token", "count"?, "region"?, "marketplace_ids"?}``
 ``GET /_sandbox/calls``    call log, filtered by ``operation``, ``region``, ``status``
 ``DELETE .../calls``       empty the call log
-``POST /_sandbox/reset``   fresh world from the configuration the sandbox started with
+``POST /_sandbox/reset``   fresh world from the configuration of the last reset, which at
+                           first is the start configuration. A body of ``SandboxConfig``
+                           fields changes it, for this and later resets
 =========================  ===================================================================
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from syncd import logs
-from syncd.sandbox import clock, marketplaces
+from syncd.sandbox import clock, marketplaces, problems
+from syncd.sandbox.faults import FaultRule
 from syncd.sandbox.orderbook import OrderNotFoundError
-from syncd.sandbox.state import SandboxState
+from syncd.sandbox.state import SandboxConfig, SandboxState
 
 logger = logs.get_logger(__name__)
 
@@ -52,18 +57,33 @@ PREFIX = "/_sandbox"
 ControlHandler = Callable[[SandboxState, str, Request], Awaitable[Response]]
 
 
+# Models whose validation errors the control API turns into problem lists, by class name.
+_MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model for model in (FaultRule, SandboxConfig)
+}
+
+
 class ControlError(Exception):
     """Error of a control request that cannot be carried out; the response has ``status``."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(
+        self, message: str, status: int = 400, details: dict[str, Any] | None = None
+    ) -> None:
         self.status = status
+        self.details = details or {}
         super().__init__(message)
 
 
-def routes(state: SandboxState, region: str) -> list[BaseRoute]:
-    """Return the control routes of one region's app."""
-    table: list[tuple[str, list[str], ControlHandler]] = [
-        ("/", ["GET"], _index),
+def routes(state: SandboxState, region: str, operations: Sequence[str]) -> list[BaseRoute]:
+    """Return the control routes of one region's app.
+
+    Args:
+        state: the state the routes act on.
+        region: the host's region, the default of calls that take one.
+        operations: the operation names the call log records, which ``GET .../calls``
+            accepts as its ``operation`` filter.
+    """
+    handlers: list[tuple[str, list[str], ControlHandler]] = [
         ("/settings", ["GET", "POST"], _settings),
         ("/faults", ["GET", "POST", "DELETE"], _faults),
         ("/faults/{fault_id}", ["DELETE"], _fault),
@@ -72,13 +92,24 @@ def routes(state: SandboxState, region: str) -> list[BaseRoute]:
         ("/orders", ["GET", "POST"], _orders),
         ("/orders/evolve", ["POST"], _evolve),
         ("/orders/{order_id}", ["PATCH"], _order),
-        ("/calls", ["GET", "DELETE"], _calls),
+        ("/calls", ["GET", "DELETE"], _calls_handler(tuple(operations))),
         ("/reset", ["POST"], _reset),
     ]
-    return [
+    paths = [PREFIX + "/", *(PREFIX + path for path, _methods, _handler in handlers)]
+    table = [("/", ["GET"], _index_handler(paths)), *handlers]
+    known = [
         Route(PREFIX + path, _wrap(state, region, handler), methods=methods)
         for path, methods, handler in table
     ]
+    # The bare prefix shows the index too; any other path under it gets the control API's
+    # 404 or 405 rather than Amazon's error shape.
+    bare = Route(PREFIX, _wrap(state, region, _index_handler(paths)), methods=["GET"])
+    fallback = Route(
+        PREFIX + "/{path:path}",
+        _wrap(state, region, _unknown_handler(known, paths)),
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    )
+    return [*known, bare, fallback]
 
 
 def _wrap(
@@ -88,11 +119,22 @@ def _wrap(
         try:
             return await handler(state, region, request)
         except ControlError as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
-        except (ValidationError, ValueError, TypeError) as exc:
+            headers = {"Allow": exc.details["allow"]} if "allow" in exc.details else None
+            return JSONResponse({"error": str(exc), **exc.details}, exc.status, headers)
+        except ValidationError as exc:
+            found = _problems(exc)
+            return JSONResponse({"error": "; ".join(found), "problems": found}, 400)
+        except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
 
     return endpoint
+
+
+def _problems(error: ValidationError, prefix: str = "") -> list[str]:
+    """Return one message per problem of a fault rule or settings validation error."""
+    model = _MODELS.get(error.title)
+    found = problems.describe(error, model) if model is not None else [str(error)]
+    return [prefix + problem for problem in found]
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -135,16 +177,46 @@ def _region(value: Any, default: str) -> str:
 # -- handlers ------------------------------------------------------------------------------------
 
 
-async def _index(state: SandboxState, region: str, request: Request) -> Response:
-    return JSONResponse(
-        {
-            "region": region,
-            "now": clock.format_time(state.now()),
-            "offset_seconds": state.clock.offset_seconds,
-            "settings": state.config.model_dump(mode="json"),
-            "control": [route.path for route in routes(state, region) if isinstance(route, Route)],
-        }
-    )
+def _index_handler(paths: list[str]) -> ControlHandler:
+    async def handler(state: SandboxState, region: str, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "region": region,
+                "now": clock.format_time(state.now()),
+                "offset_seconds": state.clock.offset_seconds,
+                "settings": state.config.model_dump(mode="json"),
+                "control": paths,
+            }
+        )
+
+    return handler
+
+
+def _unknown_handler(known: list[Route], paths: list[str]) -> ControlHandler:
+    async def handler(state: SandboxState, region: str, request: Request) -> Response:
+        method, path = request.method, request.url.path
+        allowed = sorted(
+            {
+                allowed_method
+                for route in known
+                if route.matches(request.scope)[0] == Match.PARTIAL
+                for allowed_method in route.methods or ()
+                if allowed_method != "HEAD"
+            }
+        )
+        if allowed:
+            raise ControlError(
+                f"{method} is not allowed on {path}: use {' or '.join(allowed)}",
+                405,
+                {"allow": ", ".join(allowed)},
+            )
+        raise ControlError(
+            f"no control endpoint at {method} {path}; GET {PREFIX}/ lists the control paths",
+            404,
+            {"control": paths},
+        )
+
+    return handler
 
 
 async def _settings(state: SandboxState, region: str, request: Request) -> Response:
@@ -161,10 +233,20 @@ async def _faults(state: SandboxState, region: str, request: Request) -> Respons
         return JSONResponse({"faults": []})
     if request.method == "POST":
         body = await _json_body(request)
-        rules = body.get("rules", [body])
+        several = "rules" in body
+        rules = body["rules"] if several else [body]
         if not isinstance(rules, list):
             raise ControlError("rules must be a list of fault rules")
-        ids = [state.add_fault(rule) for rule in rules]
+        parsed: list[FaultRule] = []
+        found: list[str] = []
+        for index, rule in enumerate(rules):
+            try:
+                parsed.append(FaultRule.model_validate(rule))
+            except ValidationError as exc:
+                found.extend(_problems(exc, f"rules[{index}]: " if several else ""))
+        if found:  # no rule is added unless every rule is valid
+            raise ControlError("; ".join(found), 400, {"problems": found})
+        ids = [state.add_fault(rule) for rule in parsed]
         logger.info("sandbox_faults_added", fault_ids=ids)
         return JSONResponse({"ids": ids})
     return JSONResponse({"faults": state.faults()})
@@ -257,23 +339,38 @@ async def _evolve(state: SandboxState, region: str, request: Request) -> Respons
     return JSONResponse({"changes": changes})
 
 
-async def _calls(state: SandboxState, region: str, request: Request) -> Response:
-    if request.method == "DELETE":
-        state.clear_calls()
-        return JSONResponse({"calls": []})
-    params = request.query_params
-    status = params.get("status")
-    if status is not None and not status.isdigit():
-        raise ControlError("status must be an HTTP status code")
-    records = state.calls(
-        operation=params.get("operation"),
-        region=params.get("region"),
-        status=int(status) if status is not None else None,
-    )
-    return JSONResponse({"count": len(records), "calls": [record.to_json() for record in records]})
+def _calls_handler(operations: tuple[str, ...]) -> ControlHandler:
+    async def handler(state: SandboxState, region: str, request: Request) -> Response:
+        if request.method == "DELETE":
+            state.clear_calls()
+            return JSONResponse({"calls": []})
+        params = request.query_params
+        operation = params.get("operation")
+        if operation is not None and operation not in operations:
+            raise ControlError(
+                f"unknown operation {operation!r}: use one of {', '.join(operations)}"
+            )
+        chosen_region = params.get("region")
+        if chosen_region is not None:
+            _region(chosen_region, region)
+        status = params.get("status")
+        if status is not None and not status.isdigit():
+            raise ControlError("status must be an HTTP status code")
+        records = state.calls(
+            operation=operation,
+            region=chosen_region,
+            status=int(status) if status is not None else None,
+        )
+        calls = [record.to_json() for record in records]
+        return JSONResponse({"count": len(records), "calls": calls})
+
+    return handler
 
 
 async def _reset(state: SandboxState, region: str, request: Request) -> Response:
-    state.reset()
-    logger.info("sandbox_reset")
-    return JSONResponse({"now": clock.format_time(state.now())})
+    changes = await _json_body(request)
+    config = state.reset(**changes)
+    logger.info("sandbox_reset", settings=sorted(changes))
+    return JSONResponse(
+        {"now": clock.format_time(state.now()), "settings": config.model_dump(mode="json")}
+    )

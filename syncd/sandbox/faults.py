@@ -33,6 +33,10 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from syncd.i18n import gettext_noop as N_
+from syncd.sandbox.datasets import INCLUDED_DATA
+from syncd.sandbox.problems import invalid_field
+
 FaultKind = Literal[
     "throttle",
     "server_error",
@@ -50,6 +54,8 @@ FaultKind = Literal[
 
 LWA_OPERATION = "lwa"
 ANY_OPERATION = "*"
+# Every operation the sandbox serves; app.py checks at import that its route table agrees.
+FAULTABLE_OPERATIONS: tuple[str, ...] = (LWA_OPERATION, "searchOrders", "getOrder")
 
 # Kinds that only make sense for some operations; a rule for "*" skips the others.
 _LWA_ONLY: frozenset[str] = frozenset({"invalid_client"})
@@ -80,12 +86,44 @@ class FaultRule(BaseModel):
 
     @model_validator(mode="after")
     def _check_kind_arguments(self) -> Self:
+        fields_given = self.model_fields_set
         if self.kind == "slow" and self.delay <= 0:
-            raise ValueError("a slow fault needs a delay in seconds greater than 0")
+            raise invalid_field(
+                "delay",
+                "a slow fault needs a delay in seconds greater than 0",
+                value=self.delay,
+                missing="delay" not in fields_given,
+                expected=N_("a number of seconds above 0 for a slow fault"),
+            )
         if self.kind == "reject_dataset" and not self.dataset:
-            raise ValueError("a reject_dataset fault needs the dataset it rejects")
+            raise invalid_field(
+                "dataset",
+                "a reject_dataset fault needs the includedData value it rejects",
+                value=self.dataset,
+                missing="dataset" not in fields_given,
+                allowed=INCLUDED_DATA,
+            )
+        if self.dataset is not None and self.dataset not in INCLUDED_DATA:
+            raise invalid_field(
+                "dataset",
+                f"unknown includedData value {self.dataset!r}",
+                value=self.dataset,
+                allowed=INCLUDED_DATA,
+            )
+        if self.operation not in (ANY_OPERATION, *FAULTABLE_OPERATIONS):
+            raise invalid_field(
+                "operation",
+                f"unknown operation {self.operation!r} (names are case-sensitive)",
+                value=self.operation,
+                allowed=(ANY_OPERATION, *FAULTABLE_OPERATIONS),
+            )
         if self.operation != ANY_OPERATION and not is_applicable(self.kind, self.operation):
-            raise ValueError(f"fault kind {self.kind} does not apply to {self.operation}")
+            raise invalid_field(
+                "operation",
+                f"fault kind {self.kind} does not apply to {self.operation}",
+                value=self.operation,
+                expected=_applicable_operations(self.kind),
+            )
         return self
 
 
@@ -189,6 +227,17 @@ class FaultBook:
             fault.fired += 1
             fired.append(FiredFault(fault.fault_id, fault.rule))
         return fired
+
+
+def _applicable_operations(kind: str) -> str:
+    """Return a message id that names the operations a fault kind acts on."""
+    if kind in _LWA_ONLY:
+        return N_("lwa or *, because this fault kind acts on the LWA token endpoint")
+    if kind in _SEARCH_ONLY:
+        return N_("searchOrders or *, because this fault kind acts on searchOrders pages")
+    return N_(
+        "an SP-API operation such as getOrder, or *, because this fault kind does not act on LWA"
+    )
 
 
 def _matches(rule: FaultRule, call: FaultCall) -> bool:

@@ -9,7 +9,9 @@
         sandbox.state            # the live SandboxState
 
 ``port=0`` picks three free ports; ``port=P`` binds P (NA and LWA), P+1 (EU) and P+2 (FE).
-:func:`serve_forever` is the blocking form behind ``syncd sandbox serve``.
+:func:`serve_forever` is the blocking form behind ``syncd sandbox serve``. Stopping ends
+the waits of ``slow`` faults first, so requests in flight get 503 rather than being
+cancelled.
 """
 
 from __future__ import annotations
@@ -40,7 +42,24 @@ _POLL_INTERVAL = 0.005  # seconds
 
 
 class SandboxStartError(RuntimeError):
-    """The sandbox's servers did not start (port taken, bad host, ...)."""
+    """The sandbox's servers did not start (port taken, bad host, ...).
+
+    When binding failed, ``host`` and ``port`` name the address and ``cause`` is the
+    operating system's error; otherwise all three are None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        cause: OSError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
+        self.cause = cause
 
 
 class SandboxServer:
@@ -61,6 +80,8 @@ class SandboxServer:
         self._servers: list[uvicorn.Server] = []
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = asyncio.Event()
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -106,9 +127,14 @@ class SandboxServer:
             region: sock.getsockname()[1]
             for region, sock in zip(marketplaces.REGIONS, sockets, strict=True)
         }
+        self._stopping = asyncio.Event()
         self._servers = [
             uvicorn.Server(
-                _uvicorn_config(app.build_app(self.state, region, serve_lwa=region == "na"))
+                _uvicorn_config(
+                    app.build_app(
+                        self.state, region, serve_lwa=region == "na", stopping=self._stopping
+                    )
+                )
             )
             for region in marketplaces.REGIONS
         ]
@@ -123,7 +149,16 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        """Stop the servers and wait for their thread to end."""
+        """Stop the servers and wait for their thread to end.
+
+        Requests that wait on a ``slow`` fault get 503 at once, so no request is left for
+        uvicorn to cancel at the end of its graceful shutdown.
+        """
+        loop = self._loop
+        if loop is not None:
+            # The loop runs on the servers' thread; RuntimeError means it has already ended.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stopping.set)
         for server in self._servers:
             server.should_exit = True
         if self._thread is not None:
@@ -152,6 +187,7 @@ class SandboxServer:
                 sock.close()
 
     async def _serve_all(self, sockets: list[socket.socket]) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(
                 server.serve(sockets=[sock])
@@ -165,7 +201,9 @@ class SandboxServer:
             thread_ended = self._thread is None or not self._thread.is_alive()
             if thread_ended or time.monotonic() > deadline:
                 self.stop()
-                raise SandboxStartError(f"the sandbox servers did not start: {self._error!r}")
+                raise SandboxStartError(
+                    f"the sandbox servers did not start: {self._error!r}"
+                ) from self._error
             time.sleep(_POLL_INTERVAL)
 
 
@@ -213,9 +251,9 @@ def _uvicorn_config(asgi_app: Starlette) -> uvicorn.Config:
 
 
 def _bind_sockets(host: str, port: int) -> list[socket.socket]:
-    family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
     sockets: list[socket.socket] = []
     try:
+        family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
         for offset in range(len(marketplaces.REGIONS)):
             # proto must be IPPROTO_TCP because asyncio disables Nagle's algorithm only on such
             # sockets. With Nagle, each response written in two parts waits 40 ms for an ACK.
@@ -226,8 +264,9 @@ def _bind_sockets(host: str, port: int) -> list[socket.socket]:
     except OSError as exc:
         for sock in sockets:
             sock.close()
+        failed = port + max(len(sockets) - 1, 0) if port else 0
         raise SandboxStartError(
-            f"cannot bind {host} port {port + len(sockets) - 1}: {exc}"
+            f"cannot bind {host} port {failed}: {exc}", host=host, port=failed, cause=exc
         ) from exc
     return sockets
 

@@ -14,17 +14,20 @@ is revoked.
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from syncd.i18n import gettext_noop as N_
 from syncd.sandbox import lifecycle, marketplaces, orderbook, pagination, throttle, tokens
 from syncd.sandbox.calls import CallLog, CallRecord
 from syncd.sandbox.clock import SandboxClock
 from syncd.sandbox.faults import FaultBook, FaultRule
 from syncd.sandbox.generator import GeneratorSettings, OrderGenerator
+from syncd.sandbox.problems import invalid_field
 
 DEFAULT_CLIENT_ID = "amzn1.application-oa2-client.syncdsandbox"
 DEFAULT_CLIENT_SECRET = "syncd-sandbox-secret"  # a public test value, printed by the CLI
@@ -64,14 +67,24 @@ class SandboxConfig(BaseModel):
     def _check_marketplaces(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         unknown = [mid for mid in value or () if marketplaces.find_marketplace(mid) is None]
         if unknown:
-            raise ValueError(f"unknown marketplace ids: {', '.join(unknown)}")
+            raise invalid_field(
+                "",
+                f"unknown marketplace ids: {', '.join(unknown)}",
+                value=unknown if len(unknown) > 1 else unknown[0],
+                allowed=[m.marketplace_id for m in marketplaces.MARKETPLACES],
+            )
         return value
 
     @field_validator("anchor")
     @classmethod
     def _check_anchor(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("anchor must be timezone-aware")
+            raise invalid_field(
+                "",
+                "anchor must be timezone-aware",
+                value=value.isoformat(),
+                expected=N_("a date and time with a UTC offset, such as 2026-01-01T00:00:00Z"),
+            )
         return value
 
 
@@ -107,15 +120,19 @@ class SandboxState:
         with self.lock:
             return self._anchor
 
-    def update_settings(self, **changes: Any) -> SandboxConfig:
+    def update_settings(self, /, **changes: Any) -> SandboxConfig:
         """Change runtime settings (speed, quotas, token_lifetime, pii_roles, ...).
 
         Raises:
-            ValueError: a setting is unknown, needs a reset, or has an invalid value.
+            ValueError: a setting is unknown or needs a reset (see :meth:`reset`).
+            pydantic.ValidationError: a setting has an invalid value.
         """
-        not_runtime = set(changes) - RUNTIME_SETTINGS
-        if not_runtime:
-            raise ValueError(f"these settings need a reset: {', '.join(sorted(not_runtime))}")
+        unknown = [name for name in changes if name not in SandboxConfig.model_fields]
+        if unknown:
+            raise ValueError(_unknown_settings_message(unknown))
+        needs_reset = [name for name in changes if name not in RUNTIME_SETTINGS]
+        if needs_reset:
+            raise ValueError(_reset_needed_message(needs_reset, changes))
         with self.lock:
             self._config = SandboxConfig.model_validate({**self._config.model_dump(), **changes})
             return self._config
@@ -124,10 +141,24 @@ class SandboxState:
         """Set the lifetime of access tokens issued from now on."""
         self.update_settings(token_lifetime=seconds)
 
-    def reset(self, config: SandboxConfig | None = None) -> None:
-        """Return to a fresh world: the given config (or the last one), no calls, no tokens."""
+    def reset(self, config: SandboxConfig | None = None, /, **changes: Any) -> SandboxConfig:
+        """Return to a fresh world and return the configuration it was built from.
+
+        The world is built from ``config``, or else from the configuration of the last reset
+        (at first, the one the state started with), with ``changes`` applied over it. Runtime
+        changes made since are dropped. Later resets without arguments keep the result. The
+        fresh world has no calls, tokens or revocations, only the configuration's fault rules,
+        the configuration's clock offset, and orders generated anew up to now.
+
+        Raises:
+            pydantic.ValidationError: a change is unknown or has an invalid value.
+        """
         with self.lock:
-            self._build(config or self._initial_config)
+            chosen = config or self._initial_config
+            if changes:
+                chosen = SandboxConfig.model_validate({**chosen.model_dump(), **changes})
+            self._build(chosen)
+            return chosen
 
     # -- clock ---------------------------------------------------------------------------------
 
@@ -318,6 +349,26 @@ class SandboxState:
         self.fault_book = FaultBook()
         for rule in config.faults:
             self.fault_book.add(rule)
+
+
+def _unknown_settings_message(unknown: list[str]) -> str:
+    runtime = [name for name in SandboxConfig.model_fields if name in RUNTIME_SETTINGS]
+    others = [name for name in SandboxConfig.model_fields if name not in RUNTIME_SETTINGS]
+    noun = "setting" if len(unknown) == 1 else "settings"
+    return (
+        f"unknown {noun}: {', '.join(unknown)}. "
+        f"Settings that change while the sandbox runs: {', '.join(runtime)}. "
+        f"Settings that need a reset: {', '.join(others)}."
+    )
+
+
+def _reset_needed_message(names: list[str], changes: dict[str, Any]) -> str:
+    body = json.dumps(changes, default=str)
+    return (
+        f"{', '.join(names)} cannot change while the sandbox runs. "
+        f"POST /_sandbox/reset with the body {body} starts a fresh world with these settings: "
+        "orders generated anew, and no calls, tokens, revocations or added fault rules."
+    )
 
 
 def _region_marketplace_ids(region: str | None) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from syncd.sandbox.server import SandboxServer
 from tests.sandbox.helpers import DE, IT, SEARCH_PATH, SELLER_A, SpApi, days_ago
 
@@ -122,3 +124,32 @@ def test_call_log_rejects_bad_status_filter(api: SpApi) -> None:
     )
 
     assert response.status_code == 400
+
+
+def test_call_log_rejects_unknown_operation(api: SpApi) -> None:
+    response = api.http.get(
+        api.sandbox.base_urls["na"] + "/_sandbox/calls", params={"operation": "searchorders"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "unknown operation 'searchorders': use one of lwa, searchOrders, getOrder, unknown"
+    )
+
+
+@pytest.mark.parametrize("operation", ["lwa", "searchOrders", "getOrder", "unknown"])
+def test_call_log_accepts_known_operations(api: SpApi, operation: str) -> None:
+    response = api.http.get(
+        api.sandbox.base_urls["na"] + "/_sandbox/calls", params={"operation": operation}
+    )
+
+    assert response.status_code == 200
+
+
+def test_call_log_rejects_unknown_region(api: SpApi) -> None:
+    response = api.http.get(
+        api.sandbox.base_urls["na"] + "/_sandbox/calls", params={"region": "NA"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "unknown region 'NA': use one of na, eu, fe"

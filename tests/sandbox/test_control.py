@@ -9,6 +9,8 @@ import pytest
 from syncd.sandbox.server import SandboxServer
 from tests.sandbox.helpers import DE, SELLER_A, SpApi
 
+RUNTIME_SETTINGS = "speed, quotas, token_lifetime, pii_roles, check_client, expired_token_field"
+
 
 def test_index_lists_routes(api: SpApi) -> None:
     body = api.control("GET", "/", region="fe").json()
@@ -35,6 +37,7 @@ def test_settings_round_trip(api: SpApi, sandbox: SandboxServer) -> None:
         pytest.param({"speed": 0}, id="zero-speed"),
         pytest.param({"pii_roles": "maybe"}, id="bad-choice"),
         pytest.param({"colour": "red"}, id="unknown"),
+        pytest.param({"self": 1}, id="parameter-name"),
     ],
 )
 def test_settings_errors(api: SpApi, body: dict[str, object]) -> None:
@@ -42,6 +45,38 @@ def test_settings_errors(api: SpApi, body: dict[str, object]) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]
+
+
+def test_settings_unknown_key(api: SpApi) -> None:
+    response = api.control("POST", "/settings", {"sped": 60})
+
+    error = response.json()["error"]
+    assert response.status_code == 400
+    assert error.startswith("unknown setting: sped. ")
+    assert f"Settings that change while the sandbox runs: {RUNTIME_SETTINGS}." in error
+    assert "Settings that need a reset: seed, " in error
+
+
+def test_settings_needing_reset_name_the_reset_call(api: SpApi, sandbox: SandboxServer) -> None:
+    response = api.control("POST", "/settings", {"seed": 5})
+
+    error = response.json()["error"]
+    assert response.status_code == 400
+    assert error.startswith("seed cannot change while the sandbox runs. ")
+    assert 'POST /_sandbox/reset with the body {"seed": 5}' in error
+    assert sandbox.state.config.seed == 7
+
+
+def test_settings_error_lists_problems(api: SpApi) -> None:
+    response = api.control("POST", "/settings", {"speed": 0, "pii_roles": "all"})
+
+    body = response.json()
+    assert response.status_code == 400
+    assert body["problems"] == [
+        "speed 0 is not valid: expected a number above 0 and at most 1000000",
+        'pii_roles "all" is not valid: expected one of granted, omitted, forbidden',
+    ]
+    assert body["error"] == "; ".join(body["problems"])
 
 
 def test_clock_offset_and_advance(api: SpApi, sandbox: SandboxServer) -> None:
@@ -75,6 +110,71 @@ def test_reset_restores_a_fresh_world(api: SpApi, sandbox: SandboxServer) -> Non
     assert (
         api.search("eu", marketplaceIds=DE, createdAfter="2020-01-01T00:00:00Z").status_code == 403
     )
+
+
+def test_reset_applies_settings(api: SpApi, sandbox: SandboxServer) -> None:
+    response = api.control("POST", "/reset", {"seed": 5, "orders_per_marketplace": 2})
+
+    assert response.status_code == 200
+    assert response.json()["settings"]["seed"] == 5
+    assert sandbox.state.config.seed == 5
+    assert len(sandbox.state.orders(SELLER_A, marketplace_ids=[DE])) == 2
+
+
+def test_reset_settings_stay_for_later_resets(api: SpApi, sandbox: SandboxServer) -> None:
+    api.control("POST", "/reset", {"seed": 5})
+    api.control("POST", "/settings", {"speed": 3.0})
+
+    plain = api.control("POST", "/reset").json()
+
+    assert plain["settings"]["seed"] == 5
+    assert plain["settings"]["speed"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        pytest.param({"sped": 1}, "unknown field sped: the known fields are seed, ", id="unknown"),
+        pytest.param({"config": {}}, "unknown field config: ", id="parameter-name"),
+        pytest.param({"seed": "x"}, 'seed "x" is not valid: expected a whole number', id="type"),
+    ],
+)
+def test_reset_rejects_invalid_settings(
+    api: SpApi, sandbox: SandboxServer, body: dict[str, object], problem: str
+) -> None:
+    sandbox.state.add_fault({"kind": "throttle"})
+
+    response = api.control("POST", "/reset", body)
+
+    assert response.status_code == 400
+    assert response.json()["problems"][0].startswith(problem)
+    assert len(sandbox.state.faults()) == 1
+
+
+def test_unknown_control_path_has_control_shape(api: SpApi, sandbox: SandboxServer) -> None:
+    response = api.control("GET", "/nope")
+
+    body = response.json()
+    assert response.status_code == 404
+    assert body["error"].startswith("no control endpoint at GET /_sandbox/nope")
+    assert "/_sandbox/faults" in body["control"]
+    assert "errors" not in body
+    assert sandbox.state.call_count() == 0
+
+
+def test_wrong_method_on_control_path(api: SpApi) -> None:
+    response = api.control("GET", "/reset")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"] == "GET is not allowed on /_sandbox/reset: use POST"
+
+
+def test_bare_prefix_serves_index(api: SpApi) -> None:
+    response = api.http.get(api.sandbox.base_urls["eu"] + "/_sandbox")
+
+    assert response.status_code == 200
+    assert response.json()["region"] == "eu"
 
 
 @pytest.mark.parametrize(

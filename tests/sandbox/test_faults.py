@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from syncd.sandbox.faults import FaultRule
 from syncd.sandbox.server import SandboxServer
 from tests.sandbox.helpers import DE, JP, SELLER_A, SELLER_B, US, SpApi, days_ago
 
@@ -363,6 +364,7 @@ def test_faults_over_http(api: SpApi) -> None:
         pytest.param({"kind": "throttle", "count": 0}, id="count-zero"),
         pytest.param({"kind": "throttle", "region": "cn"}, id="bad-region"),
         pytest.param({"kind": "throttle", "color": "red"}, id="extra-field"),
+        pytest.param({"kind": "reject_dataset", "dataset": "fulfillment"}, id="dataset-case"),
     ],
 )
 def test_invalid_rules_are_rejected(
@@ -370,13 +372,45 @@ def test_invalid_rules_are_rejected(
 ) -> None:
     response = api.control("POST", "/faults", rule)
 
+    body = response.json()
     assert response.status_code == 400
-    assert response.json()["error"]
+    assert body["error"] == "; ".join(body["problems"])
+    assert "pydantic" not in body["error"]
     with pytest.raises(ValidationError):
         sandbox.state.add_fault(rule)
+
+
+def test_invalid_rule_names_field_value_and_choices(api: SpApi) -> None:
+    response = api.control("POST", "/faults", {"kind": "thrott"})
+
+    assert response.json()["problems"] == [
+        (
+            'kind "thrott" is not valid: expected one of throttle, server_error, slow, '
+            "expired_token, access_denied, revoke, invalid_client, malformed_json, repeat_page, "
+            "duplicate_pages, omit_rate_limit_header, reject_dataset"
+        )
+    ]
+
+
+def test_one_invalid_rule_adds_none(api: SpApi, sandbox: SandboxServer) -> None:
+    rules = [{"kind": "throttle"}, {"kind": "slow", "delay": -1}]
+
+    response = api.control("POST", "/faults", {"rules": rules})
+
+    assert response.status_code == 400
+    assert response.json()["problems"] == [
+        "rules[1]: delay -1 is not valid: expected a number from 0 to 600"
+    ]
+    assert sandbox.state.faults() == []
 
 
 def test_unknown_fault_id(api: SpApi) -> None:
     response = api.control("DELETE", "/faults/f999")
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("operation", ["searchorders", "GetOrder", "confirmShipment"])
+def test_unknown_operation_is_rejected(operation: str) -> None:
+    with pytest.raises(ValidationError, match="unknown operation"):
+        FaultRule(kind="throttle", operation=operation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,6 +14,19 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[2]
 SPEC_FOLDER = REPOSITORY / "syncd" / "sandbox" / "spec"
 SHARED_MODELS = REPOSITORY.parent / "shared" / "sp-api-models"
+UPSTREAM = "https://github.com/amzn/selling-partner-api-models"
+
+
+def _missing_models_reason() -> str:
+    """Say which checkout the comparison with tools/vendor_models.py needs, and where."""
+    note = (SPEC_FOLDER / "SOURCE.md").read_text(encoding="utf-8")
+    found = re.search(r"Upstream commit: `([0-9a-f]{40})`", note)
+    commit = found.group(1) if found else "recorded in syncd/sandbox/spec/SOURCE.md"
+    return (
+        f"needs a checkout of Amazon's models repository {UPSTREAM} at commit {commit} "
+        f"(see syncd/sandbox/spec/SOURCE.md), beside this repository at {SHARED_MODELS}, "
+        "to compare the vendored files with a fresh run of tools/vendor_models.py"
+    )
 
 
 def _load_tool() -> ModuleType:
@@ -94,7 +108,14 @@ def test_source_note_and_license_files() -> None:
     assert "Amazon.com" in (SPEC_FOLDER / "NOTICE").read_text(encoding="utf-8")
 
 
-@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="the shared model checkout is not present")
+def test_missing_models_reason_names_source_and_folder() -> None:
+    reason = _missing_models_reason()
+
+    assert f"{UPSTREAM} at commit 34dc93fe45f37c9a0b2e56823c808f68b4f81754" in reason
+    assert str(SHARED_MODELS) in reason
+
+
+@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason=_missing_models_reason())
 def test_vendored_files_match_the_tool_output(tmp_path: Path) -> None:
     tool = _load_tool()
 
