@@ -14,7 +14,6 @@ import argparse
 import os
 import platform
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from pydantic import SecretStr
 from syncd import config, logs
 from syncd.amazon.client import SellerAccount, SpApiClient
 from syncd.amazon.orders import OrdersClient, SearchOrdersQuery
+from syncd.sandbox.external import ExternalSandbox
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Client overhead (bench/client_overhead.py)"
@@ -53,39 +53,6 @@ class Measurement:
         return self.cpu_seconds / self.requests * 1000
 
 
-def start_sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """Start ``syncd sandbox serve`` on free ports and return it with its settings."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "syncd",
-            "sandbox",
-            "serve",
-            "--port",
-            "0",
-            "--no-quotas",
-            "--orders-per-marketplace",
-            "300",
-            "--seed",
-            "11",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "SYNCD_LOG_LEVEL": "warning", "LANG": "C.UTF-8"},
-    )
-    assert process.stdout is not None
-    settings: dict[str, str] = {}
-    for line in process.stdout:
-        match = re.match(r"^(SYNCD_[A-Z_]+)=(.*)$", line.strip())
-        if match:
-            settings[match.group(1)] = match.group(2)
-        if "SYNCD_LWA_CLIENT_SECRET" in settings:
-            break
-    return process, settings
-
-
 def measure(name: str, requests: int, work: Callable[[], None], threads: int = 1) -> Measurement:
     """Run ``work`` ``requests`` times on ``threads`` threads; time wall clock and CPU."""
     per_thread = requests // threads
@@ -107,9 +74,9 @@ def measure(name: str, requests: int, work: Callable[[], None], threads: int = 1
 
 def run(requests: int, threads: int) -> list[Measurement]:
     """Measure getOrder (one order) and searchOrders pages (100 orders each, typed)."""
-    process, env = start_sandbox()
-    try:
-        os.environ.update(env)
+    sandbox = ExternalSandbox("--no-quotas", "--orders-per-marketplace", "300", "--seed", "11")
+    with sandbox:
+        os.environ.update(sandbox.settings)
         client = SpApiClient(config.load_settings())
         account = SellerAccount("bench-eu", "eu", SecretStr(REFRESH_TOKEN), EU_MARKETPLACES)
         orders = OrdersClient(client, account)
@@ -151,9 +118,6 @@ def run(requests: int, threads: int) -> list[Measurement]:
         )
         client.close()
         return results
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def machine() -> str:

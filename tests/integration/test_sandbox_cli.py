@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,6 +12,7 @@ from syncd.amazon.client import SpApiClient
 from syncd.amazon.clock import utc_now
 from syncd.amazon.operations import SEARCH_ORDERS
 from syncd.amazon.orders import SearchOrdersQuery
+from syncd.sandbox.external import ExternalSandbox
 from tests import spec
 from tests.integration.conftest import DE, JP, US, make_account
 
@@ -26,27 +22,12 @@ DATASETS = ("FULFILLMENT", "PROCEEDS", "BUYER", "RECIPIENT", "PACKAGES", "PROMOT
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Run ``syncd sandbox serve --port 0`` and point the settings at the ports it prints."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "sandbox", "serve", "--port", "0", "--speed", "100"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**env, "LANG": "C.UTF-8"},
-    )
-    assert process.stdout is not None
-    settings: dict[str, str] = {}
-    for line in process.stdout:
-        match = re.match(r"^(SYNCD_[A-Z_]+)=(.*)$", line.strip())
-        if match:
-            settings[match.group(1)] = match.group(2)
-        if "SYNCD_LWA_CLIENT_SECRET" in settings:
-            break
-    for key, value in settings.items():
-        monkeypatch.setenv(key, value)
-    yield settings
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
+    sandbox = ExternalSandbox("--speed", "100")
+    with sandbox:
+        for key, value in sandbox.settings.items():
+            monkeypatch.setenv(key, value)
+        yield sandbox.settings
+    assert sandbox.returncode == 0
 
 
 @pytest.mark.parametrize(
