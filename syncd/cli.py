@@ -87,9 +87,11 @@ def db_upgrade(ctx: click.Context) -> None:
     database = engine.safe_url(url)
     if before == after:
         message = _("Database {database} is already at revision {revision}; nothing to do.")
+    elif before is None:
+        message = _("Database {database} set up at revision {revision}.")
     else:
         message = _("Database {database} upgraded from revision {old} to {revision}.")
-    click.echo(message.format(database=database, old=before or _("(empty)"), revision=after))
+    click.echo(message.format(database=database, old=before, revision=after))
 
 
 app.add_command(sandbox_group)

@@ -46,7 +46,7 @@ def test_db_upgrade_reports_what_it_did(
     assert cli.run(["db", "upgrade"]) == 0
     second = capsys.readouterr().out
 
-    assert "upgraded from revision (empty) to 0001" in first
+    assert "set up at revision 0001" in first
     assert "already at revision 0001" in second
 
 
