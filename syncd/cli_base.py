@@ -3,8 +3,8 @@
 click measures help text in characters, but a Chinese character takes two terminal cells, so
 Chinese help overflowed its columns. :class:`HelpFormatter` wraps and aligns by display
 cells instead. :class:`Command` and :class:`Group` use it and translate the placeholders
-click writes into usage lines; the number types translate their names, which click shows in
-error messages.
+click writes into usage lines. The number types translate their names, because click shows
+them in error messages.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class TokenProvider:
                 return token
             self._raise_remembered_failure()
             # A refresh that failed while this thread waited for the lock has just spent the
-            # retry budget; repeating it at once would multiply the load on a failing LWA.
+            # retry budget. Repeating it at once would multiply the load on a failing LWA.
             if self._transient is not None and self._transient[1] > waiting_since:
                 raise self._transient[0]
             try:
@@ -208,7 +208,7 @@ class TokenProvider:
                 _LWA_OPERATION.name, None, None, f"{type(exc).__name__}: {exc}"
             ) from exc
         if self._clock is not None:
-            # LWA's clock is Amazon's too, but only a first guess: SP-API answers replace it.
+            # LWA's clock is Amazon's too, but only a first guess until SP-API responses replace it.
             self._clock.observe_date_header(response.headers.get("date"), provisional=True)
         body = _json_object(response)
         if response.status_code == 200 and isinstance(body.get("access_token"), str):
@@ -216,8 +216,8 @@ class TokenProvider:
         if isinstance(body.get("error"), str):
             # LWA's own verdict on the request: it stays the same until a person acts.
             raise _auth_error(response.status_code, body)
-        # Anything else came from something between us and LWA (a proxy's error page, a
-        # captive portal, an overloaded gateway); it may pass, so it is retried.
+        # Anything else came from something between us and LWA, such as a proxy's error page,
+        # a captive portal or an overloaded gateway. It may pass, so it is retried.
         raise errors.RetryableApiError(
             _LWA_OPERATION.name, response.status_code, None, _text_excerpt(response)
         )

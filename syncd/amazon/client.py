@@ -132,7 +132,7 @@ class SpApiClient:
         on_refresh_token_rotated: called with the account name, region and new refresh token
             when LWA rotates a refresh token, so the caller can store it.
 
-    One process should use one client, because the client holds the quota buckets.
+    One process should use one client, because the client keeps the quota buckets.
     """
 
     def __init__(
