@@ -11,7 +11,7 @@ Kinds:
 - ``throttle``: 429 ``QuotaExceeded`` (a run of them is a 429 storm).
 - ``server_error``: ``status`` 500 or 503 with an Amazon error body (LWA: a 5xx as well).
 - ``slow``: wait ``delay`` seconds, then respond normally (to exceed a client timeout).
-- ``expired_token``: 403 expired-token response although the token is valid; ``field`` says
+- ``expired_token``: 403 expired-token response although the token is valid; ``field`` names
   whether the text is in ``details`` (default) or ``message``.
 - ``access_denied``: 403 ``Unauthorized`` as for a seller without the needed role.
 - ``revoke``: revoke ``refresh_token`` (or the caller's) before responding, so the next

@@ -264,14 +264,15 @@ def test_stop_ends_retries_without_sending() -> None:
     assert len(sent) == 1
 
 
-def test_one_replay_per_call_and_it_takes_a_token() -> None:
+def test_replay_once_per_call_paced() -> None:
     statuses = [403, 503, 403, 200]
     sent: list[int] = []
 
     def api(_request: httpx.Request) -> httpx.Response:
         status = statuses[len(sent)]
         sent.append(status)
-        body = EXPIRED if status == 403 else ({} if status == 503 else ORDER)
+        bodies = {403: EXPIRED, 503: {}, 200: ORDER}
+        body = bodies[status]
         return httpx.Response(status, json=body)
 
     lwa = TokenCounter()
