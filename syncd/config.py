@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     spapi_endpoint_eu: AnyHttpUrl | None = None
     spapi_endpoint_fe: AnyHttpUrl | None = None
 
+    encryption_key: SecretStr | None = None
+
+    orders_interval: float = Field(default=300.0, ge=60, le=86_400)  # seconds between runs
+    orders_lookback: float = Field(default=900.0, ge=0, le=86_400)  # seconds re-read each run
+    orders_backfill_days: int = Field(default=30, ge=1, le=730)
+    orders_window_days: float = Field(default=7.0, gt=0, le=30)  # size of a backfill window
+    max_workers: int = Field(default=4, ge=1, le=64)  # accounts served at the same time
+    lease_seconds: float = Field(default=300.0, ge=30, le=3_600)
+    dispatch_interval: float = Field(default=10.0, ge=1, le=300)  # seconds
+
     https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password
     http_connect_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
     http_read_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds
@@ -132,6 +142,14 @@ _EXPECTED: dict[str, str] = {
     "spapi_endpoint_eu": N_("an http(s) base URL such as https://sellingpartnerapi-eu.amazon.com"),
     "spapi_endpoint_fe": N_("an http(s) base URL such as https://sellingpartnerapi-fe.amazon.com"),
     "https_proxy": N_("a proxy URL such as http://proxy.example.cn:3128"),
+    "encryption_key": N_("one or more keys made by 'syncd key generate', separated by commas"),
+    "orders_interval": N_("seconds, a number from 60 to 86400"),
+    "orders_lookback": N_("seconds, a number from 0 to 86400"),
+    "orders_backfill_days": N_("days, a whole number from 1 to 730"),
+    "orders_window_days": N_("days, a number above 0 and at most 30"),
+    "max_workers": N_("a whole number from 1 to 64"),
+    "lease_seconds": N_("seconds, a number from 30 to 3600"),
+    "dispatch_interval": N_("seconds, a number from 1 to 300"),
     "http_connect_timeout": N_("seconds, a number above 0 and at most 300"),
     "http_read_timeout": N_("seconds, a number above 0 and at most 600"),
     "http_write_timeout": N_("seconds, a number above 0 and at most 600"),
@@ -147,7 +165,7 @@ _EXPECTED: dict[str, str] = {
     "log_format": N_("auto, json or console"),
     "log_level": N_("debug, info, warning or error"),
 }
-_SECRET_FIELDS = frozenset({"lwa_client_secret"})
+_SECRET_FIELDS = frozenset({"lwa_client_secret", "encryption_key"})
 
 
 _URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)[^@/\s]*@")

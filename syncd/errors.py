@@ -6,7 +6,8 @@ it carries, so a raise site is one line and ``str(exc)`` is never empty::
     SyncdError
     ├── ConfigError                  fix the settings or the account, then start again
     │   ├── SettingsError            one or more settings are invalid (lists every field)
-    │   └── MarketplaceError         unknown marketplace id, or one sent to the wrong region
+    │   ├── MarketplaceError         unknown marketplace id, or one sent to the wrong region
+    │   └── AccountError             no such account, a taken name, or an unusable token file
     ├── AuthError                    LWA refused us; fatal until a person fixes the credentials
     │   ├── InvalidGrantError        the refresh token was revoked: the seller must re-authorize
     │   └── InvalidClientError       the LWA client id or secret is wrong or expired
@@ -22,6 +23,7 @@ it carries, so a raise site is one line and ``str(exc)`` is never empty::
     ├── PaginationError              a page token repeated: the pages would loop
     ├── RecordError                  one record (an order) is unusable: skip it, go on
     ├── StoreError                   the database is unreachable, missing a driver, or failed
+    ├── CursorError                  a watermark would move backwards or past its bound
     ├── RequestError                 syncd refused to build a request that Amazon would reject
     └── StoppedError                 the process is stopping: the call was not sent
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from syncd.i18n import gettext as _
 
@@ -97,6 +100,15 @@ class MarketplaceError(ConfigError):
                 region=(region or "?").upper(),
             )
         super().__init__(message)
+
+
+class AccountError(ConfigError):
+    """An account command cannot be carried out as given."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(_("Account {name!r}: {reason}.").format(name=name, reason=reason))
 
 
 # -- LWA ----------------------------------------------------------------------------------------
@@ -286,6 +298,22 @@ class RecordError(SyncdError):
             _("{kind} {record_id} is unusable: {reason}").format(
                 kind=_(kind), record_id=record_id or "?", reason=reason
             )
+        )
+
+
+class CursorError(SyncdError):
+    """A checkpoint would move in a way that could lose data; a bug, never retried."""
+
+    def __init__(
+        self, stream: str, account_id: int, after: datetime | None, before: datetime | None
+    ) -> None:
+        self.stream = stream
+        self.account_id = account_id
+        super().__init__(
+            _(
+                "Checkpoint {stream} of account {account_id}: refused to use the window "
+                "{after} to {before}."
+            ).format(stream=stream, account_id=account_id, after=after, before=before)
         )
 
 

@@ -84,3 +84,32 @@ def _unreachable(url: str) -> str | None:
         finally:
             engine.dispose()
     return _REACHABILITY[url]
+
+
+def reset_database(url: str) -> None:
+    """Drop syncd's tables and alembic's version table, leaving other tables alone."""
+    from sqlalchemy import MetaData  # noqa: PLC0415 - only database tests need SQLAlchemy
+
+    from syncd.db.engine import create_db_engine  # noqa: PLC0415
+    from syncd.db.models import TABLE_PREFIX  # noqa: PLC0415
+
+    engine = create_db_engine(url)
+    try:
+        metadata = MetaData()
+        metadata.reflect(
+            engine,
+            only=lambda name, _meta: name.startswith(TABLE_PREFIX) or name == "alembic_version",
+        )
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def migrated_database_url(database_url: str) -> str:
+    """A database of each backend under test, emptied and migrated to the newest revision."""
+    from syncd.db import migrate  # noqa: PLC0415
+
+    reset_database(database_url)
+    migrate.upgrade(database_url)
+    return database_url

@@ -179,6 +179,10 @@ class SpApiClient:
         """Call ``listener`` after every attempt of every call."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[CallRecord], None]) -> None:
+        """Stop calling ``listener``."""
+        self._listeners.remove(listener)
+
     def endpoint(self, region: Region) -> str:
         """Return the base URL for ``region``: the override setting, else Amazon's host."""
         override = self.settings.endpoint_override(region)

@@ -314,7 +314,14 @@ class OrdersClient:
         Raises:
             errors.RequestError: an unknown includedData value.
             errors.FatalApiError: 404 when the order does not exist for this seller.
+            errors.RecordError: the order Amazon returned does not parse.
         """
+        return self.get_order_with_raw(order_id, included_data)[0]
+
+    def get_order_with_raw(
+        self, order_id: str, included_data: Sequence[str] = ()
+    ) -> tuple[Order, dict[str, Any]]:
+        """Fetch one order, parsed and as Amazon sent it (for storing its raw JSON)."""
         unknown = sorted(set(included_data) - INCLUDED_DATA)
         if unknown:
             raise errors.RequestError(
@@ -330,9 +337,10 @@ class OrdersClient:
             query=Query.build({"includedData": tuple(included_data)}),
         )
         try:
-            return GetOrderResponse.model_validate(response.body).order
+            order = GetOrderResponse.model_validate(response.body).order
         except pydantic.ValidationError as exc:
             raise errors.RecordError(N_("order"), order_id, _short(exc)) from None
+        return order, response.body["order"]
 
     def _parse_page(self, page: pagination.Page) -> OrdersPage:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 QueryValue = str | int | datetime | Iterable[str]
 
@@ -56,6 +56,15 @@ class Query:
             text = _to_text(name, value)
             if text is not None:
                 params.append((name, text))
+        return cls(tuple(params))
+
+    @classmethod
+    def decode(cls, text: str) -> Query:
+        """Rebuild a query from the string :meth:`encode` made (to resume a stored search)."""
+        params: list[tuple[str, str]] = []
+        for part in filter(None, text.split("&")):
+            name, _, value = part.partition("=")
+            params.append((unquote(name), unquote(value)))
         return cls(tuple(params))
 
     def get(self, name: str) -> str | None:

@@ -1,13 +1,31 @@
 """SQLAlchemy metadata of the tables syncd owns; every table name starts with ``syncd_``.
 
 Alembic's migrations under ``migrations/`` create these tables; a test checks that the
-migrations and this metadata agree on every database syncd supports.
+migrations and this metadata agree on every database syncd supports. docs/schema.md
+describes every table and column for the people who read them from an ERP.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from syncd.db.types import LongText, Money, UtcDateTime
 
 TABLE_PREFIX = "syncd_"
 
@@ -20,8 +38,194 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# Amazon's ids are opaque strings; 64 characters leave room beyond today's 19.
+ID_LENGTH = 64
+# Big enough for Amazon's marketplace ids, ISO currency codes and syncd's status words.
+CODE_LENGTH = 32
+
+# Every table is utf8mb4 on MariaDB/MySQL, whatever the database's default (often latin1 or
+# utf8mb3, which cannot hold all of Amazon's text).
+MYSQL_TABLE_OPTIONS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_unicode_ci",
+}
+
+# BIGINT primary keys that still auto-increment on SQLite, which only does so for INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
 
 class Base(DeclarativeBase):
     """Declarative base of syncd's tables."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """Return a model's Core table, for the batched statements of the stores."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class Account(Base):
+    """One seller authorization in one region."""
+
+    __tablename__ = "syncd_accounts"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    region: Mapped[str] = mapped_column(String(2))
+    marketplace_ids: Mapped[str] = mapped_column(Text)  # comma-separated, as Amazon takes them
+    included_data: Mapped[str] = mapped_column(Text)  # comma-separated includedData values
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)  # Fernet token
+    status: Mapped[str] = mapped_column(String(CODE_LENGTH), default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    next_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Lease(Base):
+    """Which worker owns an account until when; one row per account."""
+
+    __tablename__ = "syncd_leases"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("syncd_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    renewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Checkpoint(Base):
+    """Where one query stream of an account stands (for example the account's orders)."""
+
+    __tablename__ = "syncd_checkpoints"
+    __table_args__ = (UniqueConstraint("account_id", "stream"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("syncd_accounts.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    watermark: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    window_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    window_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    page_query: Mapped[str | None] = mapped_column(Text)
+    page_token: Mapped[str | None] = mapped_column(Text)
+    page_token_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Order(Base):
+    """One Amazon order, as the latest version syncd has seen."""
+
+    __tablename__ = "syncd_orders"
+    __table_args__ = (
+        UniqueConstraint("account_id", "order_id"),
+        Index("ix_syncd_orders_marketplace_updated", "marketplace_id", "last_updated_time"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("syncd_accounts.id", ondelete="CASCADE"))
+    order_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    marketplace_id: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    sales_channel: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    is_multichannel: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    fulfilled_by: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    service_level: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    programs: Mapped[str | None] = mapped_column(Text)  # comma-separated
+    purchase_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_updated_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    ship_by_earliest: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ship_by_latest: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deliver_by_earliest: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deliver_by_latest: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    order_total: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    raw_json: Mapped[str] = mapped_column(LongText)  # Amazon's order without buyer/recipient
+    content_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of what Amazon sent
+    buyer_pii: Mapped[str | None] = mapped_column(Text)  # encrypted JSON of `buyer`
+    recipient_pii: Mapped[str | None] = mapped_column(Text)  # encrypted JSON of `recipient`
+    pii_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    synced_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OrderItem(Base):
+    """One line of an order."""
+
+    __tablename__ = "syncd_order_items"
+    __table_args__ = (UniqueConstraint("order_pk", "order_item_id"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_pk: Mapped[int] = mapped_column(
+        BigId, ForeignKey("syncd_orders.id", ondelete="CASCADE"), index=True
+    )
+    order_item_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    seller_sku: Mapped[str | None] = mapped_column(String(200))
+    asin: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    title: Mapped[str | None] = mapped_column(Text)
+    quantity_ordered: Mapped[int] = mapped_column(Integer)
+    quantity_shipped: Mapped[int | None] = mapped_column(Integer)
+    quantity_unshipped: Mapped[int | None] = mapped_column(Integer)
+    unit_price: Mapped[Decimal | None] = mapped_column(Money)
+    item_amount: Mapped[Decimal | None] = mapped_column(Money)
+    shipping_amount: Mapped[Decimal | None] = mapped_column(Money)
+    tax_amount: Mapped[Decimal | None] = mapped_column(Money)
+    discount_amount: Mapped[Decimal | None] = mapped_column(Money)
+    proceeds_total: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    promotion_ids: Mapped[str | None] = mapped_column(Text)  # comma-separated
+    gift_message_pii: Mapped[str | None] = mapped_column(Text)  # encrypted
+    raw_json: Mapped[str] = mapped_column(LongText)  # the item without its gift message
+
+
+class Quarantine(Base):
+    """A record that could not be parsed or stored, kept for a later retry."""
+
+    __tablename__ = "syncd_quarantine"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("syncd_accounts.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    record_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(LongText)  # without buyer and recipient data
+    status: Mapped[str] = mapped_column(String(CODE_LENGTH), default="open")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Run(Base):
+    """One run of a job for one account, summarised for ``syncd status``."""
+
+    __tablename__ = "syncd_runs"
+    __table_args__ = (
+        Index("ix_syncd_runs_account_started", "account_id", "started_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("syncd_accounts.id", ondelete="CASCADE"))
+    job: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    result: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    error: Mapped[str | None] = mapped_column(Text)
+    orders_new: Mapped[int] = mapped_column(Integer, default=0)
+    orders_updated: Mapped[int] = mapped_column(Integer, default=0)
+    orders_quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    throttled: Mapped[int] = mapped_column(Integer, default=0)
+    watermark_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    watermark_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clock_skew_seconds: Mapped[float | None] = mapped_column(Float)

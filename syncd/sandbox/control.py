@@ -24,7 +24,7 @@ each problem in ``"problems"``.
                            optionally ``region`` or ``marketplace_ids=A,B``
 ``POST .../orders``        create ``{"refresh_token", "marketplace_id", "order": {partial}}``
 ``PATCH .../orders/{id}``  ``{"refresh_token", "status"?, "changes"?}`` (JSON merge patch)
-``POST .../orders/evolve`` ``{"refresh_token", "count"?, "region"?, "marketplace_ids"?}``
+``POST .../orders/evolve`` ``{"refresh_token", "count"?, "region"?, "marketplace_ids"?, "ago"?}``
 ``GET /_sandbox/calls``    call log, filtered by ``operation``, ``region``, ``status``
 ``DELETE .../calls``       empty the call log
 ``POST /_sandbox/reset``   fresh world from the configuration of the last reset, which at
@@ -335,7 +335,10 @@ async def _evolve(state: SandboxState, region: str, request: Request) -> Respons
         raise ControlError("count must be a positive integer")
     chosen_region = _region(body.get("region"), region)
     ids = _marketplace_ids(body.get("marketplace_ids"), chosen_region)
-    changes = state.evolve(refresh_token, count, marketplace_ids=ids)
+    ago = body.get("ago", 0)
+    if not isinstance(ago, int | float) or isinstance(ago, bool) or ago < 0:
+        raise ControlError("ago must be a number of seconds, zero or more")
+    changes = state.evolve(refresh_token, count, marketplace_ids=ids, ago=float(ago))
     return JSONResponse({"changes": changes})
 
 

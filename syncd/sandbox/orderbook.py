@@ -185,7 +185,9 @@ class OrderBook:
         candidates = [
             order
             for order in sorted(book.orders.values(), key=lambda order: order.order_id)
-            if order.marketplace_id in marketplace_ids and order.status in _NEXT_STATUSES
+            if order.marketplace_id in marketplace_ids
+            and order.status in _NEXT_STATUSES
+            and _last_updated(order) <= now
         ]
 
         changes: list[OrderChange] = []
@@ -355,3 +357,7 @@ def _merge_partial(document: Document, partial: Document, now: datetime) -> Docu
             max(now, clock.parse_time(merged["createdTime"]) or now)
         )
     return merged
+
+
+def _last_updated(order: SandboxOrder) -> datetime:
+    return datetime.fromisoformat(str(order.document["lastUpdatedTime"]).replace("Z", "+00:00"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -296,11 +296,19 @@ class SandboxState:
         count: int = 1,
         region: str | None = None,
         marketplace_ids: list[str] | None = None,
+        ago: float = 0.0,
     ) -> list[dict[str, Any]]:
-        """Apply ``count`` realistic order changes now and return what changed."""
+        """Apply ``count`` realistic order changes and return what changed.
+
+        The changes happen ``ago`` seconds before the sandbox's now (only orders last updated
+        before then change), so a client whose window ends two minutes back sees them at once.
+        """
+        if ago < 0:
+            raise ValueError("ago must be zero or positive")
         ids = marketplace_ids or _region_marketplace_ids(region)
         with self.lock:
-            changes = self.orderbook.evolve(refresh_token, ids, count, self.now())
+            at = self.now() - timedelta(seconds=ago)
+            changes = self.orderbook.evolve(refresh_token, ids, count, at)
             return [change.to_json() for change in changes]
 
     # -- call log ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from syncd import config
 from syncd.amazon.client import SellerAccount, SpApiClient
 from syncd.amazon.marketplaces import Region
 from syncd.sandbox.server import SandboxServer
+from tests.integration.orders_support import world  # noqa: F401 - a fixture for this folder
 
 REFRESH_TOKEN = "Atzr|IwEBIseller-one-refresh-token"
 US = "ATVPDKIKX0DER"

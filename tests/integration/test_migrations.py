@@ -9,6 +9,7 @@ from sqlalchemy import inspect, text
 from syncd.db import migrate
 from syncd.db.engine import create_db_engine
 from syncd.db.models import TABLE_PREFIX, Base
+from tests.conftest import reset_database
 
 
 def _syncd_tables(url: str) -> list[str]:
@@ -20,6 +21,7 @@ def _syncd_tables(url: str) -> list[str]:
 
 
 def test_upgrade_to_head_matches_the_models(database_url: str) -> None:
+    reset_database(database_url)
     migrate.upgrade(database_url)
     engine = create_db_engine(database_url)
     try:

@@ -242,3 +242,24 @@ def test_order_retention(
     response = api.get_order(region, order["orderId"])
 
     assert response.status_code == status
+
+
+def test_evolve_in_the_past_is_visible_at_once(sandbox: SandboxServer) -> None:
+    before = {
+        doc["orderId"]: doc["lastUpdatedTime"]
+        for doc in sandbox.state.orders(SELLER_A, region="na")
+    }
+
+    changes = sandbox.state.evolve(SELLER_A, 5, region="na", ago=300)
+
+    now = sandbox.state.now()
+    after = {
+        doc["orderId"]: doc["lastUpdatedTime"]
+        for doc in sandbox.state.orders(SELLER_A, region="na")
+    }
+    changed = [oid for oid in after if after[oid] != before.get(oid)]
+    assert len(changes) == 5
+    assert changed
+    for order_id in changed:
+        updated = datetime.fromisoformat(after[order_id].replace("Z", "+00:00"))
+        assert updated <= now - timedelta(seconds=299)

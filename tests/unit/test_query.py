@@ -59,3 +59,14 @@ def test_with_param_replaces_instead_of_repeating() -> None:
     query = Query.build({"paginationToken": "a"}).with_param("paginationToken", "b")
 
     assert query.params == (("paginationToken", "b"),)
+
+
+def test_decode_reverses_encode() -> None:
+    query = Query.build(
+        {
+            "marketplaceIds": ["A1PA6795UKMFR9", "APJ6JRA9NG5V4"],
+            "lastUpdatedAfter": "2026-03-01T10:00:00Z",
+        }
+    ).with_param("paginationToken", "Ab+cD/eF9g== x")
+
+    assert Query.decode(query.encode()) == query

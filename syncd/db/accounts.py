@@ -1,0 +1,220 @@
+"""Seller accounts: one authorization of one seller in one region, its token encrypted.
+
+An account's status decides whether the daemon works on it:
+
+- ``active``: due runs happen;
+- ``reauth_required``: LWA rejected the refresh token (``invalid_grant``); nothing runs until
+  the seller authorizes again and ``syncd account add --replace`` stores the new token;
+- ``access_denied``: Amazon answered 403 (a missing role); runs are tried again hourly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import SecretStr
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
+
+from syncd import errors
+from syncd.amazon import marketplaces
+from syncd.amazon.client import SellerAccount
+from syncd.crypto import Vault
+from syncd.db.leases import ensure_lease
+from syncd.db.models import Account, Order, table_of
+from syncd.i18n import gettext as _
+
+_TABLE = table_of(Account)
+
+ACTIVE = "active"
+REAUTH_REQUIRED = "reauth_required"
+ACCESS_DENIED = "access_denied"
+STATUSES = (ACTIVE, REAUTH_REQUIRED, ACCESS_DENIED)
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An account as stored, without its refresh token."""
+
+    id: int
+    name: str
+    region: marketplaces.Region
+    marketplace_ids: tuple[str, ...]
+    included_data: tuple[str, ...]
+    status: str
+    status_reason: str | None
+    next_run_at: datetime | None
+    created_at: datetime
+
+
+def _record(row: object) -> AccountRecord:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return AccountRecord(
+        id=mapping["id"],
+        name=mapping["name"],
+        region=mapping["region"],
+        marketplace_ids=tuple(filter(None, mapping["marketplace_ids"].split(","))),
+        included_data=tuple(filter(None, mapping["included_data"].split(","))),
+        status=mapping["status"],
+        status_reason=mapping["status_reason"],
+        next_run_at=mapping["next_run_at"],
+        created_at=mapping["created_at"],
+    )
+
+
+_COLUMNS = (
+    _TABLE.c.id,
+    _TABLE.c.name,
+    _TABLE.c.region,
+    _TABLE.c.marketplace_ids,
+    _TABLE.c.included_data,
+    _TABLE.c.status,
+    _TABLE.c.status_reason,
+    _TABLE.c.next_run_at,
+    _TABLE.c.created_at,
+)
+
+
+def save_account(
+    connection: Connection,
+    vault: Vault,
+    *,
+    name: str,
+    region: marketplaces.Region,
+    marketplace_ids: tuple[str, ...],
+    included_data: tuple[str, ...],
+    refresh_token: SecretStr,
+    now: datetime,
+    replace: bool = False,
+) -> AccountRecord:
+    """Store a new account, or with ``replace`` a new token and settings for an existing one.
+
+    Replacing keeps the account's checkpoints and orders and makes it active again.
+
+    Raises:
+        errors.MarketplaceError: a marketplace is unknown or of another region.
+        errors.AccountError: the name is taken (without ``replace``) or invalid.
+    """
+    marketplaces.check_region(marketplace_ids, region)
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+        raise errors.AccountError(
+            name, _("use 1 to 64 letters, digits, '-' or '_' for an account name")
+        )
+    values = {
+        "region": region,
+        "marketplace_ids": ",".join(marketplace_ids),
+        "included_data": ",".join(included_data),
+        "refresh_token_encrypted": vault.encrypt(refresh_token.get_secret_value()),
+        "status": ACTIVE,
+        "status_reason": None,
+        "next_run_at": None,
+        "updated_at": now,
+    }
+    existing = find_account(connection, name)
+    if existing is not None and not replace:
+        raise errors.AccountError(
+            name,
+            _("an account with this name exists; add --replace to store a new token for it"),
+        )
+    if existing is None:
+        connection.execute(insert(_TABLE).values(name=name, created_at=now, **values))
+    else:
+        connection.execute(update(_TABLE).where(_TABLE.c.id == existing.id).values(**values))
+    stored = find_account(connection, name)
+    assert stored is not None
+    ensure_lease(connection, stored.id)
+    return stored
+
+
+def find_account(connection: Connection, name: str) -> AccountRecord | None:
+    """Return the account with this name, or None."""
+    row = connection.execute(select(*_COLUMNS).where(_TABLE.c.name == name)).first()
+    return None if row is None else _record(row)
+
+
+def get_account(connection: Connection, name: str) -> AccountRecord:
+    """Return the account with this name.
+
+    Raises:
+        errors.AccountError: no account has this name.
+    """
+    found = find_account(connection, name)
+    if found is None:
+        raise errors.AccountError(name, _("no such account; 'syncd account list' shows them"))
+    return found
+
+
+def list_accounts(connection: Connection) -> list[AccountRecord]:
+    """Return every account, by name."""
+    return [_record(row) for row in connection.execute(select(*_COLUMNS).order_by(_TABLE.c.name))]
+
+
+def remove_account(connection: Connection, name: str) -> int:
+    """Delete the account with its checkpoints, orders and runs; return the orders deleted."""
+    account = get_account(connection, name)
+    orders = connection.execute(
+        select(func.count())
+        .select_from(Order.__table__)
+        .where(Order.__table__.c.account_id == account.id)
+    ).scalar_one()
+    connection.execute(delete(_TABLE).where(_TABLE.c.id == account.id))
+    return int(orders)
+
+
+def seller_account(connection: Connection, vault: Vault, account: AccountRecord) -> SellerAccount:
+    """Return the account with its decrypted refresh token, for the SP-API client."""
+    encrypted = connection.execute(
+        select(_TABLE.c.refresh_token_encrypted).where(_TABLE.c.id == account.id)
+    ).scalar_one()
+    token = vault.decrypt(encrypted, _("refresh token of account {name}").format(name=account.name))
+    return SellerAccount(account.name, account.region, SecretStr(token), account.marketplace_ids)
+
+
+def store_refresh_token(
+    connection: Connection,
+    vault: Vault,
+    *,
+    name: str,
+    region: str,
+    token: SecretStr,
+    now: datetime,
+) -> None:
+    """Keep a refresh token that LWA rotated."""
+    connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.name == name, _TABLE.c.region == region)
+        .values(refresh_token_encrypted=vault.encrypt(token.get_secret_value()), updated_at=now)
+    )
+
+
+def set_status(
+    connection: Connection, account_id: int, status: str, reason: str | None, now: datetime
+) -> None:
+    """Record why an account runs or does not run."""
+    connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id == account_id)
+        .values(status=status, status_reason=reason, updated_at=now)
+    )
+
+
+def schedule_next(connection: Connection, account_id: int, at: datetime) -> None:
+    """Set when the account's next run is due."""
+    connection.execute(update(_TABLE).where(_TABLE.c.id == account_id).values(next_run_at=at))
+
+
+def due_accounts(connection: Connection, now: datetime) -> list[AccountRecord]:
+    """Return the accounts whose next run is due, oldest due first.
+
+    ``reauth_required`` accounts are never due; ``access_denied`` ones are retried when
+    their next run comes.
+    """
+    query = (
+        select(*_COLUMNS)
+        .where(
+            _TABLE.c.status != REAUTH_REQUIRED,
+            or_(_TABLE.c.next_run_at.is_(None), _TABLE.c.next_run_at <= now),
+        )
+        .order_by(_TABLE.c.next_run_at.is_not(None), _TABLE.c.next_run_at, _TABLE.c.id)
+    )
+    return [_record(row) for row in connection.execute(query)]

@@ -1,0 +1,76 @@
+"""Leases: each account is worked on by one process at a time, even with a single process.
+
+A lease row exists for every account. A worker takes it when it is free or expired, renews
+it while it works, and gives it back when done. Every step is one conditional UPDATE, which
+is atomic on SQLite, PostgreSQL and MariaDB/MySQL alike; whether it matched tells the
+caller whether it holds the lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from syncd.db.models import Lease, table_of
+
+_TABLE = table_of(Lease)
+
+
+def ensure_lease(connection: Connection, account_id: int) -> None:
+    """Create the account's lease row if it does not exist yet."""
+    found = connection.execute(
+        select(_TABLE.c.account_id).where(_TABLE.c.account_id == account_id)
+    ).first()
+    if found is None:
+        connection.execute(insert(_TABLE).values(account_id=account_id))
+
+
+def acquire_lease(
+    connection: Connection, account_id: int, owner: str, now: datetime, ttl: timedelta
+) -> bool:
+    """Take the lease when it is free, expired or already ours; return True on success."""
+    result = connection.execute(
+        update(_TABLE)
+        .where(
+            _TABLE.c.account_id == account_id,
+            or_(
+                _TABLE.c.owner.is_(None),
+                _TABLE.c.owner == owner,
+                and_(_TABLE.c.expires_at.is_not(None), _TABLE.c.expires_at < now),
+            ),
+        )
+        .values(owner=owner, expires_at=now + ttl, renewed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def renew_lease(
+    connection: Connection, account_id: int, owner: str, now: datetime, ttl: timedelta
+) -> bool:
+    """Extend our lease; False means another process took it after it expired."""
+    result = connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.account_id == account_id, _TABLE.c.owner == owner)
+        .values(expires_at=now + ttl, renewed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def release_lease(connection: Connection, account_id: int, owner: str) -> None:
+    """Give the lease back, if it is still ours."""
+    connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.account_id == account_id, _TABLE.c.owner == owner)
+        .values(owner=None, expires_at=None)
+    )
+
+
+def lease_owner(connection: Connection, account_id: int, now: datetime) -> str | None:
+    """Return who holds the account's lease now, or None when it is free or expired."""
+    row = connection.execute(
+        select(_TABLE.c.owner, _TABLE.c.expires_at).where(_TABLE.c.account_id == account_id)
+    ).first()
+    if row is None or row.owner is None or row.expires_at is None or row.expires_at < now:
+        return None
+    return str(row.owner)

@@ -1,0 +1,223 @@
+"""From an Amazon order to syncd's rows: typed columns, raw JSON without PII, PII apart.
+
+Buyer and recipient data (names, addresses, phones, e-mails, tax registrations) and the gift
+messages of items never go into ``raw_json``. They are kept in their own columns, encrypted,
+so that encryption and the retention purge have one place to act.
+
+Money is never added across currencies, and a missing amount stays None (a pending order
+has no prices yet), never 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from syncd.amazon.models.orders import Order, OrderItem, ProceedsBreakdown
+from syncd.crypto import Vault
+
+# Breakdown types of an item's proceeds and the column each one fills.
+_BREAKDOWN_COLUMNS = {
+    "ITEM": "item_amount",
+    "SHIPPING": "shipping_amount",
+    "TAX": "tax_amount",
+    "DISCOUNT": "discount_amount",
+}
+
+
+@dataclass
+class PiiParts:
+    """The PII taken out of one order's raw JSON."""
+
+    buyer: dict[str, Any] | None = None
+    recipient: dict[str, Any] | None = None
+    gift_messages: dict[str, str] = field(default_factory=dict)  # by order item id
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the order carried no PII at all."""
+        return self.buyer is None and self.recipient is None and not self.gift_messages
+
+
+def strip_pii(raw: dict[str, Any]) -> tuple[dict[str, Any], PiiParts]:
+    """Return a copy of ``raw`` without PII, and the PII it held.
+
+    Removed: ``buyer``, ``recipient``, the tax registrations under ``tax`` (they name the
+    buyer's company and address), and each item's gift message.
+    """
+    clean = copy.deepcopy(raw)
+    parts = PiiParts()
+    buyer = clean.pop("buyer", None)
+    recipient = clean.pop("recipient", None)
+    tax = clean.get("tax")
+    if isinstance(tax, dict) and "taxRegistrations" in tax:
+        registrations = tax.pop("taxRegistrations")
+        buyer = {**(buyer if isinstance(buyer, dict) else {}), "taxRegistrations": registrations}
+    parts.buyer = buyer if isinstance(buyer, dict) else None
+    parts.recipient = recipient if isinstance(recipient, dict) else None
+    for item in clean.get("orderItems") or []:
+        message = _pop_gift_message(item)
+        if message is not None and isinstance(item.get("orderItemId"), str):
+            parts.gift_messages[item["orderItemId"]] = message
+    return clean, parts
+
+
+def _pop_gift_message(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    packing = (item.get("fulfillment") or {}).get("packing")
+    if not isinstance(packing, dict):
+        return None
+    gift = packing.get("giftOption")
+    if not isinstance(gift, dict) or "giftMessage" not in gift:
+        return None
+    message = gift.pop("giftMessage")
+    return str(message) if message is not None else None
+
+
+@dataclass
+class OrderRows:
+    """The row of one order and the rows of its items, ready for the database."""
+
+    order: dict[str, Any]
+    items: list[dict[str, Any]]
+    has_buyer: bool
+    has_recipient: bool
+
+    @property
+    def content_hash(self) -> str:
+        """The hash stored with the order: equal hashes mean Amazon sent the same order."""
+        return str(self.order["content_hash"])
+
+    @property
+    def order_id(self) -> str:
+        """Amazon's order id."""
+        return str(self.order["order_id"])
+
+
+def build_rows(order: Order, raw: dict[str, Any], vault: Vault) -> OrderRows:
+    """Map one parsed order and its raw JSON to rows; PII is encrypted with ``vault``.
+
+    Raises:
+        errors.SettingsError: the order carries PII but no encryption key is set.
+    """
+    clean, pii = strip_pii(raw)
+    content_hash = hashlib.sha256(_dumps(raw).encode("utf-8")).hexdigest()
+    fulfillment = order.fulfillment
+    channel = order.sales_channel
+    grand_total = order.proceeds.grand_total if order.proceeds is not None else None
+    row: dict[str, Any] = {
+        "order_id": order.order_id,
+        "marketplace_id": order.marketplace_id,
+        "sales_channel": None if channel is None else channel.channel_name,
+        "is_multichannel": order.is_multichannel,
+        "status": order.fulfillment_status,
+        "fulfilled_by": None if fulfillment is None else fulfillment.fulfilled_by,
+        "service_level": None if fulfillment is None else fulfillment.fulfillment_service_level,
+        "programs": ",".join(order.programs) or None,
+        "purchase_time": order.created_time,
+        "last_updated_time": order.last_updated_time,
+        "ship_by_earliest": _window_start(fulfillment and fulfillment.ship_by_window),
+        "ship_by_latest": _window_end(fulfillment and fulfillment.ship_by_window),
+        "deliver_by_earliest": _window_start(fulfillment and fulfillment.deliver_by_window),
+        "deliver_by_latest": _window_end(fulfillment and fulfillment.deliver_by_window),
+        "order_total": None if grand_total is None else grand_total.amount,
+        "currency": None if grand_total is None else grand_total.currency_code,
+        "item_count": sum(item.quantity_ordered for item in order.order_items),
+        "raw_json": _dumps(clean),
+        "content_hash": content_hash,
+        "buyer_pii": None if pii.buyer is None else vault.encrypt(_dumps(pii.buyer)),
+        "recipient_pii": None if pii.recipient is None else vault.encrypt(_dumps(pii.recipient)),
+    }
+    raw_items = {
+        item.get("orderItemId"): item
+        for item in clean.get("orderItems") or []
+        if isinstance(item, dict)
+    }
+    items = [
+        _item_row(item, raw_items.get(item.order_item_id, {}), pii.gift_messages, vault)
+        for item in order.order_items
+    ]
+    return OrderRows(row, items, pii.buyer is not None, pii.recipient is not None)
+
+
+def _item_row(
+    item: OrderItem, raw: dict[str, Any], gift_messages: dict[str, str], vault: Vault
+) -> dict[str, Any]:
+    product = item.product
+    unit = product.price.unit_price if product is not None and product.price is not None else None
+    proceeds = item.proceeds
+    total = proceeds.proceeds_total if proceeds is not None else None
+    # The line's currency: the proceeds total's, else the unit price's.
+    priced = total if total is not None else unit
+    currency = None if priced is None else priced.currency_code
+    row: dict[str, Any] = {
+        "order_item_id": item.order_item_id,
+        "seller_sku": None if product is None else product.seller_sku,
+        "asin": None if product is None else product.asin,
+        "title": None if product is None else product.title,
+        "quantity_ordered": item.quantity_ordered,
+        "quantity_shipped": None
+        if item.fulfillment is None
+        else item.fulfillment.quantity_fulfilled,
+        "quantity_unshipped": (
+            None if item.fulfillment is None else item.fulfillment.quantity_unfulfilled
+        ),
+        "unit_price": None
+        if unit is None
+        else _same_currency(unit.amount, unit.currency_code, currency),
+        "proceeds_total": None if total is None else total.amount,
+        "currency": currency,
+        "promotion_ids": _promotion_ids(item),
+        "gift_message_pii": (
+            vault.encrypt(gift_messages[item.order_item_id])
+            if item.order_item_id in gift_messages
+            else None
+        ),
+        "raw_json": _dumps(raw),
+    }
+    row.update(dict.fromkeys(_BREAKDOWN_COLUMNS.values()))
+    for breakdown in proceeds.breakdowns if proceeds is not None else []:
+        target = _BREAKDOWN_COLUMNS.get(breakdown.type)
+        if target is not None:
+            row[target] = _breakdown_amount(breakdown, currency)
+    return row
+
+
+def _breakdown_amount(breakdown: ProceedsBreakdown, currency: str | None) -> Decimal | None:
+    subtotal = breakdown.subtotal
+    if subtotal is None:
+        return None
+    return _same_currency(subtotal.amount, subtotal.currency_code, currency)
+
+
+def _same_currency(
+    amount: Decimal | None, amount_currency: str | None, currency: str | None
+) -> Decimal | None:
+    # An amount in another currency than the line's cannot share its currency column.
+    if amount is None or (currency is not None and amount_currency != currency):
+        return None
+    return amount
+
+
+def _promotion_ids(item: OrderItem) -> str | None:
+    if item.promotion is None:
+        return None
+    ids = [b.promotion_id for b in item.promotion.breakdowns if b.promotion_id]
+    return ",".join(ids) or None
+
+
+def _window_start(window: Any) -> Any:
+    return None if not window else window.earliest_date_time
+
+
+def _window_end(window: Any) -> Any:
+    return None if not window else window.latest_date_time
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,379 @@
+"""The orders job: every order of an account from Amazon into syncd's tables.
+
+One run of one account, step by step:
+
+1. Resume the open window from its stored page token while the token is fresh; otherwise
+   start the window again, or start the next one: from the watermark minus the look-back
+   (or, on the first run, from the backfill start) to Amazon's two-minute bound, cut into
+   windows of at most ``SYNCD_ORDERS_WINDOW_DAYS`` so an interrupted backfill resumes.
+2. For each page, in one transaction: upsert the orders and their items, quarantine the
+   orders that do not parse or store, and save the next page's token.
+3. After the last page, move the watermark to the window's bound (never backwards).
+4. Repeat until the windows reach the bound, then record the run and schedule the next.
+
+Every searchOrders call asks for all of the account's marketplaces at once, with the
+account's includedData, so items arrive with their orders and no per-order call is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd import errors
+from syncd.amazon.client import CallRecord
+from syncd.amazon.models.orders import Order
+from syncd.amazon.orders import InvalidOrder, OrdersClient, OrdersPage, SearchOrdersQuery
+from syncd.amazon.query import Query
+from syncd.db import accounts, cursors, quarantine, runs
+from syncd.db.accounts import AccountRecord
+from syncd.db.engine import store_error
+from syncd.db.order_rows import OrderRows, build_rows, strip_pii
+from syncd.db.orders import StoreResult, store_orders
+from syncd.jobs.context import JobContext
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+STREAM = "orders"
+# A page token lives 24 hours; one older than this is not trusted to survive the next call.
+TOKEN_MAX_AGE = timedelta(hours=23)
+# How long an account whose orders Amazon refuses (403) waits before the next try.
+ACCESS_DENIED_RETRY = timedelta(hours=1)
+# Amazon keeps about two years of orders.
+MAX_BACKFILL = timedelta(days=730)
+
+
+class _CallCounter:
+    """Counts the SP-API calls and 429 answers of one account during one run."""
+
+    def __init__(self, account: str, region: str) -> None:
+        self.account = account
+        self.region = region
+        self.calls = 0
+        self.throttled = 0
+
+    def __call__(self, record: CallRecord) -> None:
+        if record.account == self.account and record.region == self.region:
+            self.calls += 1
+            self.throttled += int(record.throttled)
+
+
+@dataclass
+class _Window:
+    after: datetime
+    before: datetime
+    is_last: bool  # the window reaches the two-minute bound: nothing more to read now
+
+
+def run_orders(ctx: JobContext, account: AccountRecord) -> runs.RunSummary:
+    """Run the orders job once for ``account``; the caller holds the account's lease.
+
+    Never raises for a failure of the run itself: the summary's result says what happened,
+    and the account's next run is scheduled.
+    """
+    return _OrdersRun(ctx, account).run()
+
+
+class _OrdersRun:
+    """One run of the orders job for one account."""
+
+    def __init__(self, ctx: JobContext, account: AccountRecord) -> None:
+        self.ctx = ctx
+        self.account = account
+        self.summary = runs.RunSummary(account.id, STREAM, ctx.now())
+        self.log = log.bind(account=account.name, job=STREAM, run_id=uuid.uuid4().hex[:12])
+
+    def run(self) -> runs.RunSummary:
+        ctx, summary = self.ctx, self.summary
+        counter = _CallCounter(self.account.name, self.account.region)
+        ctx.client.add_listener(counter)
+        started = time.monotonic()
+        next_run = ctx.now() + timedelta(seconds=ctx.settings.orders_interval)
+        try:
+            with ctx.engine.begin() as connection:
+                seller = accounts.seller_account(connection, ctx.vault, self.account)
+                cursor = cursors.load_cursor(connection, self.account.id, STREAM, ctx.now())
+            summary.watermark_before = summary.watermark_after = cursor.watermark
+            self.orders = OrdersClient(ctx.client, seller)
+            self._read_windows()
+        except errors.StoppedError:
+            summary.result = runs.STOPPED
+        except errors.InvalidGrantError as exc:
+            self._fail(exc, status=accounts.REAUTH_REQUIRED)
+        except errors.AccessDeniedError as exc:
+            self._fail(exc, status=accounts.ACCESS_DENIED)
+            next_run = ctx.now() + ACCESS_DENIED_RETRY
+        except (errors.SyncdError, SQLAlchemyError) as exc:
+            self._fail(exc)
+        finally:
+            ctx.client.remove_listener(counter)
+        summary.api_calls, summary.throttled = counter.calls, counter.throttled
+        summary.finished_at = ctx.now()
+        summary.clock_skew_seconds = round(ctx.client.clock.skew_seconds, 3)
+        self._record(next_run, time.monotonic() - started)
+        return summary
+
+    def _fail(self, exc: Exception, status: str | None = None) -> None:
+        self.summary.result = runs.FAILED
+        if isinstance(exc, SQLAlchemyError):
+            exc = store_error(self.ctx.settings.database_url, exc)
+        self.summary.error = str(exc)
+        if status is not None:
+            with self.ctx.engine.begin() as connection:
+                accounts.set_status(connection, self.account.id, status, str(exc), self.ctx.now())
+
+    def _record(self, next_run: datetime, seconds: float) -> None:
+        summary = self.summary
+        with self.ctx.engine.begin() as connection:
+            if summary.result == runs.SUCCEEDED and self.account.status != accounts.ACTIVE:
+                accounts.set_status(
+                    connection, self.account.id, accounts.ACTIVE, None, self.ctx.now()
+                )
+            runs.record_run(connection, summary)
+            accounts.schedule_next(connection, self.account.id, next_run)
+        event = self.log.error if summary.result == runs.FAILED else self.log.info
+        event(
+            "orders_run_finished",
+            result=summary.result,
+            orders_new=summary.orders_new,
+            orders_updated=summary.orders_updated,
+            orders_quarantined=summary.orders_quarantined,
+            pages=summary.pages,
+            api_calls=summary.api_calls,
+            throttled=summary.throttled,
+            watermark_before=_iso(summary.watermark_before),
+            watermark_after=_iso(summary.watermark_after),
+            duration_ms=round(seconds * 1000),
+            error=summary.error,
+        )
+
+    # -- windows ---------------------------------------------------------------------------------
+
+    def _read_windows(self) -> None:
+        while True:
+            if self.ctx.stop.is_set():
+                raise errors.StoppedError("searchOrders")
+            with self.ctx.engine.begin() as connection:
+                cursor = cursors.load_cursor(connection, self.account.id, STREAM, self.ctx.now())
+            if self._read_one_window(cursor):
+                return
+
+    def _read_one_window(self, cursor: cursors.Cursor) -> bool:
+        """Read one window to its end; return True when it reached the two-minute bound."""
+        resume = _fresh_resume(cursor, self.ctx.now())
+        if cursor.has_open_window:
+            assert cursor.window_after is not None
+            assert cursor.window_before is not None
+            window = _Window(cursor.window_after, cursor.window_before, is_last=False)
+            if resume is None:
+                # A crash left this window open and its token is gone or stale: read it again.
+                self.log.info(
+                    "orders_window_restarted", after=_iso(window.after), before=_iso(window.before)
+                )
+        else:
+            planned = self._plan_window(cursor)
+            if planned is None:
+                return True
+            window = planned
+            with self.ctx.engine.begin() as connection:
+                cursor = cursors.start_window(
+                    connection, cursor, window.after, window.before, self.ctx.now()
+                )
+
+        query = SearchOrdersQuery(
+            self.account.marketplace_ids,
+            last_updated_after=window.after,
+            last_updated_before=window.before,
+            included_data=self.account.included_data,
+        )
+        try:
+            cursor = self._read_pages(query, cursor, resume)
+        except errors.PaginationTokenError:
+            if resume is None:
+                raise
+            # Amazon no longer takes the stored token (expired, or parameters changed): read
+            # the window again from page one, once.
+            self.log.warning("orders_page_token_rejected", after=_iso(window.after))
+            cursor = self._read_pages(query, cursor, None)
+        except errors.PaginationError as exc:
+            self.log.error("orders_page_token_repeated", page=exc.page_number, reason=exc.reason)
+            with self.ctx.engine.begin() as connection:
+                cursors.abandon_window(connection, cursor, self.ctx.now())
+            raise
+
+        with self.ctx.engine.begin() as connection:
+            cursor = cursors.finish_window(connection, cursor, self.ctx.now())
+        self.summary.watermark_after = cursor.watermark
+        self.log.info("cursor_advanced", watermark=_iso(cursor.watermark))
+        return window.is_last or self._reaches_bound(cursor)
+
+    def _plan_window(self, cursor: cursors.Cursor) -> _Window | None:
+        settings = self.ctx.settings
+        bound = self.orders.latest_before_bound()
+        if cursor.watermark is None:
+            after = bound - min(timedelta(days=settings.orders_backfill_days), MAX_BACKFILL)
+        else:
+            after = cursor.watermark - timedelta(seconds=settings.orders_lookback)
+        before = min(bound, after + timedelta(days=settings.orders_window_days))
+        if before <= after:
+            return None
+        return _Window(after, before, is_last=before >= bound)
+
+    def _reaches_bound(self, cursor: cursors.Cursor) -> bool:
+        bound = self.orders.latest_before_bound()
+        return cursor.watermark is not None and cursor.watermark >= bound
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    def _read_pages(
+        self, query: SearchOrdersQuery, cursor: cursors.Cursor, resume: tuple[Query, str] | None
+    ) -> cursors.Cursor:
+        if resume is None:
+            pages = self.orders.search_orders(query)
+        else:
+            pages = self.orders.search_orders(query, resume_query=resume[0], resume_token=resume[1])
+        for page in pages:
+            cursor = self._store_page(page, cursor)
+        return cursor
+
+    def _store_page(self, page: OrdersPage, cursor: cursors.Cursor) -> cursors.Cursor:
+        """Commit one page's orders together with the token of the next page."""
+        now = self.ctx.now()
+        rows, failed = _build_rows(self.ctx, page)
+        try:
+            with self.ctx.engine.begin() as connection:
+                result = store_orders(connection, self.account.id, rows, now)
+                cursor = self._commit_page(connection, page, cursor, failed, result)
+        except SQLAlchemyError:
+            # One bad row fails the whole batch: store the orders one by one instead, each in
+            # its own savepoint, so only the bad ones are quarantined.
+            with self.ctx.engine.begin() as connection:
+                result, more_failed = _store_one_by_one(connection, self.account.id, rows, now)
+                failed = failed + more_failed
+                cursor = self._commit_page(connection, page, cursor, failed, result)
+        summary = self.summary
+        summary.pages += 1
+        summary.orders_new += result.new
+        summary.orders_updated += result.updated
+        summary.orders_quarantined += len(failed)
+        self.log.debug(
+            "orders_page_stored",
+            page=page.number,
+            orders=len(page.orders),
+            new=result.new,
+            updated=result.updated,
+            older_skipped=result.older_skipped,
+            quarantined=len(failed),
+        )
+        return cursor
+
+    def _commit_page(
+        self,
+        connection: Connection,
+        page: OrdersPage,
+        cursor: cursors.Cursor,
+        failed: list[InvalidOrder],
+        result: StoreResult,
+    ) -> cursors.Cursor:
+        now = self.ctx.now()
+        for bad in failed:
+            quarantine.quarantine_record(
+                connection,
+                account_id=self.account.id,
+                stream=STREAM,
+                record_id=bad.order_id,
+                reason=bad.reason,
+                payload=_payload(bad.raw),
+                now=now,
+            )
+            self.log.warning("order_quarantined", amazon_order_id=bad.order_id, reason=bad.reason)
+        quarantine.resolve_records(connection, self.account.id, STREAM, result.stored_ids, now)
+        sent = page.query.without("paginationToken")
+        bound = sent.get("lastUpdatedBefore")
+        if page.number == 1 and bound is not None and cursor.window_before is not None:
+            # The client may have clamped the window further (the two-minute rule); the
+            # watermark must not pass the bound actually sent.
+            sent_bound = datetime.fromisoformat(bound.replace("Z", "+00:00"))
+            if sent_bound < cursor.window_before:
+                cursor = cursors.narrow_window(connection, cursor, sent_bound, now)
+        return cursors.save_page(
+            connection,
+            cursor,
+            page_query=sent.encode(),
+            next_token=page.next_token,
+            fetched_at=page.fetched_at,
+            now=now,
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _fresh_resume(cursor: cursors.Cursor, now: datetime) -> tuple[Query, str] | None:
+    if cursor.page_query is None or cursor.page_token is None or cursor.page_token_at is None:
+        return None
+    if now - cursor.page_token_at > TOKEN_MAX_AGE:
+        return None
+    return Query.decode(cursor.page_query), cursor.page_token
+
+
+def _build_rows(ctx: JobContext, page: OrdersPage) -> tuple[list[OrderRows], list[InvalidOrder]]:
+    rows: list[OrderRows] = []
+    failed = list(page.invalid)
+    for order, raw in zip(page.orders, page.raw_orders, strict=True):
+        try:
+            rows.append(build_rows(order, raw, ctx.vault))
+        except (errors.SyncdError, ValueError) as exc:
+            failed.append(InvalidOrder(order.order_id, raw, str(exc)))
+    return rows, failed
+
+
+def _store_one_by_one(
+    connection: Connection, account_id: int, rows: list[OrderRows], now: datetime
+) -> tuple[StoreResult, list[InvalidOrder]]:
+    total = StoreResult()
+    failed: list[InvalidOrder] = []
+    stored: list[str] = []
+    for one in rows:
+        savepoint = connection.begin_nested()
+        try:
+            result = store_orders(connection, account_id, [one], now)
+            savepoint.commit()
+        except SQLAlchemyError as exc:
+            savepoint.rollback()
+            cause = getattr(exc, "orig", None)
+            reason = str(cause if cause is not None else exc).splitlines()[0]
+            failed.append(InvalidOrder(one.order_id, json.loads(one.order["raw_json"]), reason))
+            continue
+        total.new += result.new
+        total.updated += result.updated
+        total.older_skipped += result.older_skipped
+        stored.extend(result.stored_ids)
+    total.stored_ids = tuple(stored)
+    return total, failed
+
+
+def _payload(raw: dict[str, Any]) -> str:
+    clean, _pii = strip_pii(raw)
+    return json.dumps(clean, ensure_ascii=False, sort_keys=True)
+
+
+def store_fetched_order(
+    ctx: JobContext, account: AccountRecord, order: Order, raw: dict[str, Any]
+) -> StoreResult:
+    """Store one order fetched with getOrder (a quarantine retry) and resolve its entry."""
+    now = ctx.now()
+    rows = build_rows(order, raw, ctx.vault)
+    with ctx.engine.begin() as connection:
+        result = store_orders(connection, account.id, [rows], now)
+        quarantine.resolve_records(connection, account.id, STREAM, result.stored_ids, now)
+    return result
