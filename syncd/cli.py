@@ -12,6 +12,9 @@ from rich.table import Table
 
 from syncd import __version__, cli_base, config, errors, i18n, logs
 from syncd.amazon import marketplaces
+from syncd.cli_accounts import account_group, key_group
+from syncd.cli_orders import once_group, quarantine_group, run_daemon, show_status
+from syncd.cli_support import load_settings
 from syncd.i18n import gettext as _
 from syncd.sandbox.cli import sandbox as sandbox_group
 
@@ -37,22 +40,6 @@ _CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width":
 @click.pass_context
 def app(ctx: click.Context, env_file: Path | None) -> None:
     ctx.obj = {"env_file": env_file}
-
-
-def load_settings(ctx: click.Context) -> config.Settings:
-    """Return the command's validated settings and configure logging from them.
-
-    Every command that reads settings calls this first, so an invalid setting stops it before
-    it does anything. The sandbox reads none of syncd's settings and does not call it.
-    """
-    obj = ctx.find_root().obj or {}
-    settings = obj.get("settings")
-    if settings is None:
-        settings = config.load_settings(obj.get("env_file"))
-        logs.configure_logging(settings.log_format, settings.log_level)
-        obj["settings"] = settings
-    assert isinstance(settings, config.Settings)
-    return settings
 
 
 @app.command("marketplaces", help=_("List Amazon's marketplaces with their region and currency."))
@@ -94,7 +81,16 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(message.format(database=database, old=before, revision=after))
 
 
-app.add_command(sandbox_group)
+for command in (
+    account_group,
+    key_group,
+    once_group,
+    run_daemon,
+    show_status,
+    quarantine_group,
+    sandbox_group,
+):
+    app.add_command(command)
 
 
 @app.command(

@@ -1,9 +1,11 @@
-"""``syncd demo``: syncd's client against the local sandbox, with nothing to configure.
+"""``syncd demo``: the orders job on the embedded defaults, with nothing to configure.
 
-The demo starts the sandbox in this process on free loopback ports and signs in three demo
-sellers: NA with US, EU with DE, FR and IT, FE with JP. It reads the last 30 days of their
-orders through the client the daemon uses, with its quotas, retries and paging. Then it
-prints the orders per marketplace and status, the API calls used and the time taken.
+The demo starts the local sandbox in this process on free loopback ports, creates an SQLite
+database in the current folder (``syncd-demo.sqlite3``, made anew on every run) and migrates
+it. It adds three demo sellers: NA with US, EU with DE, FR and IT, FE with JP. Then it runs
+the orders job, which backfills 30 days; lets the sandbox create and change orders; runs the
+job again, which reads only what changed; and prints the stored orders per marketplace and
+status, the API calls used and the time taken.
 """
 
 from __future__ import annotations
@@ -11,90 +13,120 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from pathlib import Path
 
 from pydantic import SecretStr
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from syncd import config, errors
+from syncd import config, crypto
 from syncd.amazon import marketplaces
-from syncd.amazon.client import CallRecord, SellerAccount, SpApiClient
+from syncd.amazon.client import CallRecord
 from syncd.amazon.clock import utc_now
-from syncd.amazon.models.orders import FULFILLED_BY_AMAZON, Order
-from syncd.amazon.orders import OrdersClient, SearchOrdersQuery
 from syncd.cli_base import join_list
+from syncd.cli_support import marketplace_label
+from syncd.db import accounts, migrate
+from syncd.db.accounts import AccountRecord
+from syncd.db.runs import RunSummary
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
+from syncd.jobs.context import JobContext, build_context
+from syncd.jobs.orders import run_orders
 from syncd.sandbox.server import SandboxServer
 from syncd.sandbox.state import SandboxConfig
+from syncd.status import OrderCounts, count_orders
 
+DEMO_DATABASE = Path("syncd-demo.sqlite3")
 DEMO_ACCOUNTS: tuple[tuple[str, marketplaces.Region, tuple[str, ...]], ...] = (
     ("demo-na", "na", ("ATVPDKIKX0DER",)),
     ("demo-eu", "eu", ("A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")),
     ("demo-fe", "fe", ("A1VC38T7YXB528",)),
 )
-DEMO_DAYS = 30
-DEMO_DATASETS = ("FULFILLMENT", "PROCEEDS", "PACKAGES")
+DEMO_DATASETS = ("FULFILLMENT", "PROCEEDS", "PROMOTION", "PACKAGES", "BUYER", "RECIPIENT")
 # The sandbox's quota speed factor: a minute of Amazon's quota per second, so the demo does
 # not wait three minutes for each searchOrders token after the burst.
 DEMO_SPEED = 60.0
+# Changes the sandbox makes per seller between the two runs. They are dated four minutes
+# back, so the second run sees them now instead of after the two-minute rule lets it.
+DEMO_CHANGES = 15
+DEMO_CHANGES_AGO = 240.0  # seconds
 
 
 @dataclass
 class DemoResult:
-    """The orders the demo fetched, and the calls and time they cost."""
+    """What the two runs did and what they cost."""
 
-    orders: list[Order] = field(default_factory=list)
+    first: list[RunSummary] = field(default_factory=list)
+    second: list[RunSummary] = field(default_factory=list)
+    counts: list[OrderCounts] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     seconds: float = 0.0
 
 
 def run_demo(
-    console: Console, settings: config.Settings | None = None, speed: float = DEMO_SPEED
+    console: Console,
+    settings: config.Settings | None = None,
+    database: Path = DEMO_DATABASE,
+    speed: float = DEMO_SPEED,
 ) -> DemoResult:
-    """Start the sandbox, fetch the demo sellers' orders and print the summary.
+    """Run the demo and print what it did.
 
     Args:
-        console: where the tables go.
-        settings: the operator's settings. The demo replaces the endpoints and credentials
-            with the sandbox's, and sends nothing through a proxy because the sandbox runs on
-            this machine.
+        console: where the output goes.
+        settings: the operator's settings. The demo replaces the database, the key, the
+            endpoints and credentials, and sends nothing through a proxy, because the sandbox
+            runs on this machine.
+        database: the SQLite file the demo recreates.
         speed: the sandbox's quota speed factor.
     """
     result = DemoResult()
     started = time.perf_counter()
+    database.unlink(missing_ok=True)
+    url = f"sqlite:///{database}"
+    migrate.upgrade(url)
     base = settings if settings is not None else config.load_settings()
     with SandboxServer(SandboxConfig(seed=2026, speed=speed)) as sandbox:
-        demo_settings = base.model_copy(update=_sandbox_settings(sandbox))
-        with SpApiClient(demo_settings) as client:
-            client.add_listener(lambda record: _count(result, record))
+        demo_settings = base.model_copy(update=_demo_settings(sandbox, url))
+        job = build_context(demo_settings)
+        job.client.add_listener(lambda record: _count(result, record))
+        try:
             console.print(
                 _(
                     "Local SP-API sandbox running for this demo only, with quotas {speed:g} "
                     "times faster than Amazon's: {url}"
                 ).format(speed=speed, url=sandbox.base_urls["na"])
             )
-            for name, region, marketplace_ids in DEMO_ACCOUNTS:
-                account = SellerAccount(name, region, SecretStr(f"Atzr|{name}"), marketplace_ids)
-                fetched = _fetch(client, account)
-                result.orders.extend(fetched)
-                countries = join_list(_marketplace_label(mid) for mid in marketplace_ids)
-                console.print(
-                    _("{account}: {count} orders from {marketplaces}").format(
-                        account=name, count=len(fetched), marketplaces=countries
-                    )
+            console.print(_("Database: {path} (made anew on every demo)").format(path=database))
+            demo_accounts = _add_accounts(job)
+            console.print(_("First run: every order of the last 30 days."))
+            result.first = [_run(console, job, account) for account in demo_accounts]
+            for account in demo_accounts:
+                sandbox.state.evolve(
+                    f"Atzr|{account.name}",
+                    DEMO_CHANGES,
+                    marketplace_ids=list(account.marketplace_ids),
+                    ago=DEMO_CHANGES_AGO,
                 )
+            console.print(
+                _("The sandbox created and changed orders; second run: only what changed.")
+            )
+            result.second = [_run(console, job, account) for account in demo_accounts]
+            with job.engine.begin() as connection:
+                result.counts = count_orders(connection)
+        finally:
+            job.close()
     result.seconds = time.perf_counter() - started
-    _print_summary(console, result)
+    _print_summary(console, result, database)
     return result
 
 
-def _sandbox_settings(sandbox: SandboxServer) -> dict[str, object]:
+def _demo_settings(sandbox: SandboxServer, url: str) -> dict[str, object]:
     env = sandbox.settings_env()
     return {
+        "database_url": url,
+        "encryption_key": SecretStr(crypto.generate_key()),
         "environment": "sandbox",
         "lwa_token_url": env["SYNCD_LWA_TOKEN_URL"],
         "spapi_endpoint_na": env["SYNCD_SPAPI_ENDPOINT_NA"],
@@ -106,20 +138,45 @@ def _sandbox_settings(sandbox: SandboxServer) -> dict[str, object]:
     }
 
 
+def _add_accounts(job: JobContext) -> list[AccountRecord]:
+    added = []
+    with job.engine.begin() as connection:
+        for name, region, marketplace_ids in DEMO_ACCOUNTS:
+            added.append(
+                accounts.save_account(
+                    connection,
+                    job.vault,
+                    name=name,
+                    region=region,
+                    marketplace_ids=marketplace_ids,
+                    included_data=DEMO_DATASETS,
+                    refresh_token=SecretStr(f"Atzr|{name}"),
+                    now=utc_now(),
+                )
+            )
+    return added
+
+
+def _run(console: Console, job: JobContext, account: AccountRecord) -> RunSummary:
+    summary = run_orders(job, account)
+    console.print(
+        _("  {account} ({marketplaces}): new {new}, updated {updated}, pages {pages}").format(
+            account=account.name,
+            marketplaces=join_list(marketplace_label(m) for m in account.marketplace_ids),
+            new=summary.orders_new,
+            updated=summary.orders_updated,
+            pages=summary.pages,
+        )
+    )
+    if summary.error:
+        console.print(_("  error: {error}").format(error=summary.error))
+    return summary
+
+
 def _count(result: DemoResult, record: CallRecord) -> None:
     result.calls[record.operation] += 1
     if record.throttled:
         result.throttled += 1
-
-
-def _fetch(client: SpApiClient, account: SellerAccount) -> list[Order]:
-    orders = OrdersClient(client, account)
-    query = SearchOrdersQuery(
-        account.marketplace_ids,
-        last_updated_after=utc_now() - timedelta(days=DEMO_DAYS),
-        included_data=DEMO_DATASETS,
-    )
-    return [order for page in orders.search_orders(query) for order in page.orders]
 
 
 _STATUS_COLUMNS = ("PENDING", "UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
@@ -132,40 +189,30 @@ _STATUS_LABELS = (
 )
 
 
-def _print_summary(console: Console, result: DemoResult) -> None:
-    by_marketplace: dict[str, list[Order]] = {}
-    for order in result.orders:
-        by_marketplace.setdefault(_marketplace_label(order.marketplace_id), []).append(order)
-    columns = sorted(by_marketplace)
+def _print_summary(console: Console, result: DemoResult, database: Path) -> None:
+    counts = {marketplace_label(entry.marketplace_id): entry for entry in result.counts}
+    columns = sorted(counts)
     table = Table(
         "",
         *columns,
-        title=_("Orders of the last {days} days, by marketplace").format(days=DEMO_DAYS),
+        title=_("Orders stored, by marketplace"),
         box=box.SIMPLE_HEAD,
     )
 
-    table.add_row(_("Orders"), *(str(len(by_marketplace[c])) for c in columns), style="bold")
-    statuses = {c: Counter(o.fulfillment_status or "?" for o in by_marketplace[c]) for c in columns}
+    table.add_row(_("Orders"), *(str(counts[c].total) for c in columns), style="bold")
     for status, label in zip(_STATUS_COLUMNS, _STATUS_LABELS, strict=True):
-        table.add_row(_(label), *(str(statuses[c][status]) for c in columns))
+        table.add_row(_(label), *(str(counts[c].by_status.get(status, 0)) for c in columns))
     table.add_row(
         _("Other"),
         *(
-            str(len(by_marketplace[c]) - sum(statuses[c][s] for s in _STATUS_COLUMNS))
+            str(counts[c].total - sum(counts[c].by_status.get(s, 0) for s in _STATUS_COLUMNS))
             for c in columns
         ),
         end_section=True,
     )
-
-    fba = {
-        c: sum(1 for o in by_marketplace[c] if _fulfilled_by(o) == FULFILLED_BY_AMAZON)
-        for c in columns
-    }
-    table.add_row("FBA", *(str(fba[c]) for c in columns))
-    table.add_row("MFN", *(str(len(by_marketplace[c]) - fba[c]) for c in columns))
-    table.add_row(
-        "MCF", *(str(sum(1 for o in by_marketplace[c] if o.is_multichannel)) for c in columns)
-    )
+    table.add_row("FBA", *(str(counts[c].fulfilled_by_amazon) for c in columns))
+    table.add_row("MFN", *(str(counts[c].total - counts[c].fulfilled_by_amazon) for c in columns))
+    table.add_row("MCF", *(str(counts[c].multichannel) for c in columns))
     console.print(table)
     console.print(
         _(
@@ -184,17 +231,6 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         )
     )
     console.print(_("Time taken: {seconds:.1f} s.").format(seconds=result.seconds))
-
-
-def _fulfilled_by(order: Order) -> str | None:
-    return None if order.fulfillment is None else order.fulfillment.fulfilled_by
-
-
-def _marketplace_label(marketplace_id: str | None) -> str:
-    if marketplace_id is None:
-        return "?"
-    try:
-        marketplace = marketplaces.get_marketplace(marketplace_id)
-    except errors.MarketplaceError:
-        return marketplace_id
-    return marketplace.country_code
+    console.print(
+        _("Look inside: SYNCD_DATABASE_URL=sqlite:///{path} syncd status").format(path=database)
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from syncd import cli
+from syncd.db import migrate
 from tests.integration.proxy import RecordingProxy
 
 
@@ -46,8 +47,9 @@ def test_db_upgrade_reports_what_it_did(
     assert cli.run(["db", "upgrade"]) == 0
     second = capsys.readouterr().out
 
-    assert "set up at revision 0001" in first
-    assert "already at revision 0001" in second
+    head = migrate.head_revision(f"sqlite:///{tmp_path}/syncd.db")
+    assert f"set up at revision {head}" in first
+    assert f"already at revision {head}" in second
 
 
 def test_settings_typo_stops_every_command(

@@ -1,0 +1,220 @@
+"""``syncd account …`` and ``syncd key generate``: seller accounts and the encryption key."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import click
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from syncd import cli_base, crypto, errors
+from syncd.amazon import marketplaces
+from syncd.amazon.clock import utc_now
+from syncd.amazon.orders import INCLUDED_DATA, PII_DATASETS
+from syncd.cli_support import load_settings, marketplace_label, open_database
+from syncd.crypto import Vault
+from syncd.db import accounts
+from syncd.i18n import gettext as _
+
+# What an account asks Amazon for unless told otherwise: status and shipping, money,
+# promotions, cancellations and packages. Buyer data needs Amazon's restricted roles.
+DEFAULT_INCLUDED_DATA = ("FULFILLMENT", "PROCEEDS", "PROMOTION", "CANCELLATION", "PACKAGES")
+
+
+@click.group(
+    "account", cls=cli_base.Group, help=_("Manage seller accounts (one per seller and region).")
+)
+def account_group() -> None:
+    """Group of the account commands."""
+
+
+def _marketplace_ids(values: tuple[str, ...], region: marketplaces.Region) -> tuple[str, ...]:
+    ids: list[str] = []
+    for value in values:
+        for part in filter(None, (piece.strip() for piece in value.split(","))):
+            found = marketplaces.find_by_country(part)
+            ids.append(found.marketplace_id if found is not None else part)
+    marketplaces.check_region(ids, region)
+    return tuple(dict.fromkeys(ids))
+
+
+def _included_data(value: str, with_pii: bool) -> tuple[str, ...]:
+    chosen = [part.strip().upper() for part in value.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - INCLUDED_DATA)
+    if unknown:
+        raise click.BadParameter(
+            _("unknown values {values}; use some of {known}").format(
+                values=", ".join(unknown), known=", ".join(sorted(INCLUDED_DATA))
+            ),
+            param_hint="--included-data",
+        )
+    if with_pii:
+        chosen.extend(sorted(PII_DATASETS))
+    return tuple(dict.fromkeys(chosen))
+
+
+def _read_token(stream: TextIO, name: str) -> SecretStr:
+    token = stream.read().strip()
+    if not token:
+        raise errors.AccountError(name, _("the refresh token file is empty"))
+    if any(char.isspace() for char in token):
+        raise errors.AccountError(
+            name, _("the refresh token file must hold the token alone, on one line")
+        )
+    return SecretStr(token)
+
+
+@account_group.command(
+    "add",
+    help=_(
+        "Add a seller account, or with --replace store a new refresh token for it. The token is "
+        "read from a file or standard input, never from the command line, where other users "
+        "could see it."
+    ),
+)
+@click.argument("name")
+@click.option(
+    "--region",
+    type=click.Choice(["na", "eu", "fe"]),
+    required=True,
+    help=_("Amazon region of the authorization: na, eu or fe."),
+)
+@click.option(
+    "--marketplace",
+    "marketplace_values",
+    multiple=True,
+    required=True,
+    metavar=_("ID"),
+    help=_("Marketplace id or country code (such as DE); repeat for several."),
+)
+@click.option(
+    "--refresh-token-file",
+    type=click.File("r", encoding="utf-8"),
+    required=True,
+    metavar=_("FILE"),
+    help=_("File holding the LWA refresh token; - reads standard input."),
+)
+@click.option(
+    "--included-data",
+    default=",".join(DEFAULT_INCLUDED_DATA),
+    show_default=True,
+    metavar=_("LIST"),
+    help=_("Datasets each search asks Amazon for, separated by commas."),
+)
+@click.option(
+    "--with-pii",
+    is_flag=True,
+    help=_(
+        "Also ask for buyer and recipient data. Only for applications that hold Amazon's "
+        "restricted roles; the data is stored encrypted."
+    ),
+)
+@click.option(
+    "--replace", is_flag=True, help=_("Replace the token and settings of an existing account.")
+)
+@click.pass_context
+def add_account(  # noqa: PLR0917 - click passes every option as an argument
+    ctx: click.Context,
+    name: str,
+    region: marketplaces.Region,
+    marketplace_values: tuple[str, ...],
+    refresh_token_file: TextIO,
+    included_data: str,
+    with_pii: bool,
+    replace: bool,
+) -> None:
+    settings = load_settings(ctx)
+    ids = _marketplace_ids(marketplace_values, region)
+    datasets = _included_data(included_data, with_pii)
+    token = _read_token(refresh_token_file, name)
+    vault = Vault(settings.encryption_key)
+    with open_database(settings) as engine, engine.begin() as connection:
+        record = accounts.save_account(
+            connection,
+            vault,
+            name=name,
+            region=region,
+            marketplace_ids=ids,
+            included_data=datasets,
+            refresh_token=token,
+            now=utc_now(),
+            replace=replace,
+        )
+    click.echo(
+        _("Account {name} saved: region {region}, marketplaces {marketplaces}.").format(
+            name=record.name,
+            region=record.region.upper(),
+            marketplaces=cli_base.join_list(marketplace_label(m) for m in record.marketplace_ids),
+        )
+    )
+
+
+@account_group.command("list", help=_("List the accounts; tokens are never shown."))
+@click.pass_context
+def list_accounts(ctx: click.Context) -> None:
+    settings = load_settings(ctx)
+    with open_database(settings) as engine, engine.begin() as connection:
+        records = accounts.list_accounts(connection)
+    if not records:
+        click.echo(_("No accounts yet; add one with 'syncd account add'."))
+        return
+    table = Table(_("Account"), _("Region"), _("Marketplaces"), _("Datasets"), _("State"))
+    for record in records:
+        table.add_row(
+            record.name,
+            record.region.upper(),
+            ", ".join(marketplace_label(m) for m in record.marketplace_ids),
+            ", ".join(record.included_data),
+            account_state_label(record.status),
+        )
+    Console().print(table)
+
+
+@account_group.command("remove", help=_("Remove an account with its checkpoints and orders."))
+@click.argument("name")
+@click.option("--yes", is_flag=True, help=_("Do not ask for confirmation."))
+@click.pass_context
+def remove_account(ctx: click.Context, name: str, yes: bool) -> None:
+    settings = load_settings(ctx)
+    with open_database(settings) as engine:
+        with engine.begin() as connection:
+            accounts.get_account(connection, name)
+        if not yes:
+            click.confirm(
+                _("Remove account {name} and every order syncd stored for it?").format(name=name),
+                abort=True,
+            )
+        with engine.begin() as connection:
+            removed = accounts.remove_account(connection, name)
+    click.echo(_("Account {name} removed, with {count} orders.").format(name=name, count=removed))
+
+
+def account_state_label(status: str) -> str:
+    """Return an account status in the operator's words."""
+    labels = {
+        accounts.ACTIVE: _("active"),
+        accounts.REAUTH_REQUIRED: _("needs re-authorization"),
+        accounts.ACCESS_DENIED: _("access denied (retried hourly)"),
+    }
+    return labels.get(status, status)
+
+
+@click.group(
+    "key", cls=cli_base.Group, help=_("Manage the key that encrypts tokens and buyer data.")
+)
+def key_group() -> None:
+    """Group of the key commands."""
+
+
+@key_group.command("generate", help=_("Print a new encryption key for SYNCD_ENCRYPTION_KEY."))
+def generate_key() -> None:
+    click.echo(crypto.generate_key())
+    click.echo(
+        _(
+            "Put this key into SYNCD_ENCRYPTION_KEY (or the systemd credential of that name) "
+            "and keep a copy in a safe place: data encrypted with a lost key cannot be read."
+        ),
+        err=True,
+    )

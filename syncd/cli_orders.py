@@ -1,0 +1,326 @@
+"""``syncd once``, ``syncd run``, ``syncd status`` and ``syncd quarantine``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from syncd import cli_base, errors
+from syncd.amazon.clock import utc_now
+from syncd.cli_accounts import account_state_label
+from syncd.cli_support import (
+    format_duration,
+    format_time,
+    load_settings,
+    marketplace_label,
+    open_database,
+)
+from syncd.db import accounts, leases, quarantine, runs
+from syncd.i18n import gettext as _
+from syncd.jobs.context import JobContext, build_context
+from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
+from syncd.logs import get_logger
+from syncd.scheduler import Dispatcher
+from syncd.status import gather_status
+
+log = get_logger(__name__)
+
+
+@contextmanager
+def _context(ctx: click.Context, stop: threading.Event | None = None) -> Iterator[JobContext]:
+    settings = load_settings(ctx)
+    with open_database(settings):
+        pass  # checks the schema before anything runs
+    job_context = build_context(settings, stop)
+    try:
+        yield job_context
+    finally:
+        job_context.close()
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM or SIGINT; the handlers only set the event."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.group("once", cls=cli_base.Group, help=_("Run one pass of a job and exit."))
+def once_group() -> None:
+    """Group of the one-pass commands."""
+
+
+@once_group.command(
+    "orders", help=_("Fetch the orders of every account (or one) once; exit 0 when all succeed.")
+)
+@click.option("--account", "account_name", metavar=_("NAME"), help=_("Only this account."))
+@click.pass_context
+def once_orders(ctx: click.Context, account_name: str | None) -> None:
+    stop = threading.Event()
+    failures = 0
+    with _stop_on_signals(stop), _context(ctx, stop) as job:
+        with job.engine.begin() as connection:
+            chosen = (
+                [accounts.get_account(connection, account_name)]
+                if account_name
+                else accounts.list_accounts(connection)
+            )
+        if not chosen:
+            click.echo(_("No accounts yet; add one with 'syncd account add'."))
+            return
+        ttl = timedelta(seconds=job.settings.lease_seconds)
+        for account in chosen:
+            if stop.is_set():
+                break
+            with job.engine.begin() as connection:
+                taken = leases.acquire_lease(connection, account.id, job.owner, job.now(), ttl)
+            if not taken:
+                click.echo(
+                    _("{account}: skipped, another syncd process is working on it.").format(
+                        account=account.name
+                    ),
+                    err=True,
+                )
+                failures += 1
+                continue
+            try:
+                summary = run_orders(job, account)
+            finally:
+                with job.engine.begin() as connection:
+                    leases.release_lease(connection, account.id, job.owner)
+            _echo_summary(account.name, summary)
+            failures += summary.result != runs.SUCCEEDED
+    if failures:
+        ctx.exit(1)
+
+
+def _echo_summary(name: str, summary: runs.RunSummary) -> None:
+    if summary.result == runs.SUCCEEDED:
+        click.echo(
+            _(
+                "{account}: {new} new and {updated} updated orders, {pages} pages, "
+                "{calls} API calls, synced up to {watermark}."
+            ).format(
+                account=name,
+                new=summary.orders_new,
+                updated=summary.orders_updated,
+                pages=summary.pages,
+                calls=summary.api_calls,
+                watermark=format_time(summary.watermark_after),
+            )
+        )
+    elif summary.result == runs.STOPPED:
+        click.echo(
+            _("{account}: stopped; the next run resumes where this one ended.").format(account=name)
+        )
+    else:
+        click.echo(
+            _("{account}: failed: {error}").format(account=name, error=summary.error), err=True
+        )
+
+
+@click.command(
+    "run",
+    cls=cli_base.Command,
+    help=_("Run the daemon: sync every account's orders continuously until SIGTERM or Ctrl+C."),
+)
+@click.pass_context
+def run_daemon(ctx: click.Context) -> None:
+    stop = threading.Event()
+    with _stop_on_signals(stop), _context(ctx, stop) as job:
+        dispatcher = Dispatcher(job)
+        dispatcher.start()
+        click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
+        while not stop.wait(1.0):
+            pass
+        dispatcher.stop()
+
+
+@click.command(
+    "status",
+    cls=cli_base.Command,
+    help=_(
+        "Show each account and marketplace: synced up to, lag, last run, orders, quarantine, "
+        "API calls and throttling in the last hour, clock skew."
+    ),
+)
+@click.pass_context
+def show_status(ctx: click.Context) -> None:
+    settings = load_settings(ctx)
+    with open_database(settings) as engine, engine.begin() as connection:
+        statuses = gather_status(connection, utc_now())
+    if not statuses:
+        click.echo(_("No accounts yet; add one with 'syncd account add'."))
+        return
+    console = Console()
+    accounts_table = Table(
+        _("Account"),
+        _("State"),
+        _("Synced up to"),
+        _("Lag"),
+        _("Last run"),
+        _("Quarantined"),
+        _("Calls / 429"),
+        _("Clock skew"),
+        title=_("Accounts (times in UTC; calls in the last hour)"),
+    )
+    for status in statuses:
+        last = status.last_run
+        skew = None if last is None else last.clock_skew_seconds
+        last_text = (
+            "-"
+            if last is None
+            else f"{_run_result_label(last.result)} {format_time(last.finished_at, short=True)}"
+        )
+        accounts_table.add_row(
+            status.account.name,
+            account_state_label(status.account.status),
+            format_time(status.watermark, short=True),
+            format_duration(status.lag),
+            last_text,
+            str(status.quarantined),
+            f"{status.calls_last_hour} / {status.throttled_last_hour}",
+            "-" if skew is None else f"{skew:+.1f} s",
+        )
+    console.print(accounts_table)
+
+    marketplaces_table = Table(
+        _("Account"),
+        _("Marketplace"),
+        _("Orders"),
+        _("Newest update"),
+        _("Lag"),
+        title=_("Marketplaces"),
+    )
+    for status in statuses:
+        for marketplace in status.marketplaces:
+            marketplaces_table.add_row(
+                status.account.name,
+                marketplace_label(marketplace.marketplace_id),
+                str(marketplace.orders),
+                format_time(marketplace.newest_update, short=True),
+                format_duration(status.lag),
+            )
+    console.print(marketplaces_table)
+    for status in statuses:
+        if status.account.status_reason:
+            click.echo(f"{status.account.name}: {status.account.status_reason}")
+
+
+def _run_result_label(result: str) -> str:
+    labels = {
+        runs.SUCCEEDED: _("succeeded"),
+        runs.FAILED: _("failed"),
+        runs.STOPPED: _("stopped"),
+    }
+    return labels.get(result, result)
+
+
+@click.group(
+    "quarantine", cls=cli_base.Group, help=_("List and retry records that could not be stored.")
+)
+def quarantine_group() -> None:
+    """Group of the quarantine commands."""
+
+
+@quarantine_group.command("list", help=_("List the quarantined records that are still open."))
+@click.option("--all", "show_all", is_flag=True, help=_("Also list resolved entries."))
+@click.pass_context
+def list_quarantine(ctx: click.Context, show_all: bool) -> None:
+    settings = load_settings(ctx)
+    with open_database(settings) as engine, engine.begin() as connection:
+        entries = quarantine.list_entries(connection, status=None if show_all else quarantine.OPEN)
+        names = {record.id: record.name for record in accounts.list_accounts(connection)}
+    if not entries:
+        click.echo(_("Nothing is quarantined."))
+        return
+    table = Table("ID", _("Account"), _("Order"), _("Attempts"), _("Since"), _("Reason"))
+    for entry in entries:
+        table.add_row(
+            str(entry.id),
+            names.get(entry.account_id, str(entry.account_id)),
+            entry.record_id or "-",
+            str(entry.attempts),
+            format_time(entry.created_at),
+            entry.reason if entry.status == quarantine.OPEN else _("(resolved)"),
+        )
+    Console().print(table)
+
+
+@quarantine_group.command(
+    "retry",
+    help=_("Fetch quarantined orders again with getOrder and store them; give an ID or --all."),
+)
+@click.argument("entry_id", required=False, type=int, metavar="ID")
+@click.option("--all", "retry_all", is_flag=True, help=_("Retry every open entry."))
+@click.pass_context
+def retry_quarantine(ctx: click.Context, entry_id: int | None, retry_all: bool) -> None:
+    if (entry_id is None) == (not retry_all):
+        raise click.UsageError(_("Give one entry ID or --all."))
+    failures = 0
+    with _context(ctx) as job:
+        with job.engine.begin() as connection:
+            if retry_all:
+                entries = quarantine.list_entries(connection)
+            else:
+                assert entry_id is not None
+                found = quarantine.get_entry(connection, entry_id)
+                if found is None:
+                    raise click.BadParameter(_("no entry with this ID"), param_hint="ID")
+                entries = [found]
+            by_id = {record.id: record for record in accounts.list_accounts(connection)}
+        for entry in entries:
+            failures += not _retry_entry(job, entry, by_id[entry.account_id])
+    if failures:
+        ctx.exit(1)
+
+
+def _retry_entry(
+    job: JobContext, entry: quarantine.QuarantineEntry, account: accounts.AccountRecord
+) -> bool:
+    from syncd.amazon.orders import OrdersClient  # noqa: PLC0415
+
+    if entry.record_id is None:
+        click.echo(
+            _("Entry {id}: no order id to fetch; it stays open.").format(id=entry.id), err=True
+        )
+        return False
+    try:
+        with job.engine.begin() as connection:
+            seller = accounts.seller_account(connection, job.vault, account)
+        order, raw = OrdersClient(job.client, seller).get_order_with_raw(
+            entry.record_id, account.included_data
+        )
+        store_fetched_order(job, account, order, raw)
+    except errors.SyncdError as exc:
+        with job.engine.begin() as connection:
+            quarantine.quarantine_record(
+                connection,
+                account_id=account.id,
+                stream=STREAM,
+                record_id=entry.record_id,
+                reason=str(exc),
+                payload=entry.payload,
+                now=job.now(),
+            )
+        click.echo(_("Entry {id}: still failing: {error}").format(id=entry.id, error=exc), err=True)
+        return False
+    click.echo(_("Entry {id}: order {order} stored.").format(id=entry.id, order=entry.record_id))
+    return True

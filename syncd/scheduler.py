@@ -1,0 +1,121 @@
+"""The daemon's dispatcher: APScheduler looks for due accounts and hands them to workers.
+
+Every ``SYNCD_DISPATCH_INTERVAL`` seconds the dispatcher reads which accounts are due (their
+next run time lives in the database), takes each one's lease, and runs its orders job on a
+worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. A heartbeat renews the leases of
+the accounts being worked on. Stopping sets the context's stop event: quota waits and
+retries end at once, the page in flight commits or rolls back, and the leases are released.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, timedelta
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from syncd.db import accounts, leases
+from syncd.jobs.context import JobContext
+from syncd.jobs.orders import run_orders
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Dispatcher:
+    """Runs due accounts' jobs on a bounded pool, one worker per account at a time."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        self.ttl = timedelta(seconds=settings.lease_seconds)
+        self.pool = ThreadPoolExecutor(
+            max_workers=settings.max_workers, thread_name_prefix="syncd-worker"
+        )
+        self.running: dict[int, Future[None]] = {}
+        self._lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+
+    def start(self) -> None:
+        """Start dispatching now and then every dispatch interval; renew leases meanwhile."""
+        settings = self.ctx.settings
+        self.scheduler.add_job(
+            self.dispatch,
+            "interval",
+            seconds=settings.dispatch_interval,
+            next_run_time=self.ctx.now(),
+            id="dispatch",
+        )
+        self.scheduler.add_job(
+            self.heartbeat, "interval", seconds=max(5.0, settings.lease_seconds / 3), id="heartbeat"
+        )
+        self.scheduler.start()
+        log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
+
+    def dispatch(self) -> int:
+        """Start the due accounts that have a free worker and whose lease we get."""
+        if self.ctx.stop.is_set():
+            return 0
+        with self.ctx.engine.begin() as connection:
+            due = accounts.due_accounts(connection, self.ctx.now())
+        started = 0
+        for account in due:
+            with self._lock:
+                if account.id in self.running:
+                    continue
+                if len(self.running) >= self.ctx.settings.max_workers:
+                    break
+            with self.ctx.engine.begin() as connection:
+                taken = leases.acquire_lease(
+                    connection, account.id, self.ctx.owner, self.ctx.now(), self.ttl
+                )
+            if not taken:
+                continue
+            with self._lock:
+                self.running[account.id] = self.pool.submit(self._work, account)
+            started += 1
+        return started
+
+    def _work(self, account: accounts.AccountRecord) -> None:
+        try:
+            run_orders(self.ctx, account)
+        except Exception:
+            # The job records its own failures; this is a bug, logged once with its traceback.
+            log.exception("worker_failed", account=account.name)
+        finally:
+            with self.ctx.engine.begin() as connection:
+                leases.release_lease(connection, account.id, self.ctx.owner)
+            with self._lock:
+                self.running.pop(account.id, None)
+
+    def heartbeat(self) -> None:
+        """Renew the leases of the accounts being worked on."""
+        with self._lock:
+            working = list(self.running)
+        for account_id in working:
+            with self.ctx.engine.begin() as connection:
+                kept = leases.renew_lease(
+                    connection, account_id, self.ctx.owner, self.ctx.now(), self.ttl
+                )
+            if not kept:
+                log.error("lease_lost", account_id=account_id, owner=self.ctx.owner)
+
+    def stop(self) -> None:
+        """Stop dispatching, let running pages finish, and give every lease back."""
+        self.ctx.stop.set()
+        self.scheduler.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
+        log.info("dispatcher_stopped", owner=self.ctx.owner)
+
+    @staticmethod
+    def _on_job_event(event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("scheduler_job_missed", job=event.job_id)
+        else:
+            log.error("scheduler_job_failed", job=event.job_id, error=str(event.exception))

@@ -1,0 +1,138 @@
+"""What ``syncd status`` shows, read from syncd's tables.
+
+Lag is derived, not stored: an account's orders are complete up to its watermark, so the lag
+of each of its marketplaces is the time since that watermark. The newest order update stored
+per marketplace is shown beside it, because a quiet marketplace can be up to date and still
+have no recent orders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from syncd.db import accounts, quarantine, runs
+from syncd.db.models import Checkpoint, Order, table_of
+
+_ORDERS = table_of(Order)
+_CHECKPOINTS = table_of(Checkpoint)
+
+
+@dataclass(frozen=True)
+class MarketplaceStatus:
+    """Orders of one marketplace of an account."""
+
+    marketplace_id: str
+    orders: int
+    newest_update: datetime | None
+
+
+@dataclass
+class AccountStatus:
+    """Everything status shows about one account."""
+
+    account: accounts.AccountRecord
+    watermark: datetime | None
+    lag: timedelta | None
+    marketplaces: list[MarketplaceStatus] = field(default_factory=list)
+    last_run: Any = None
+    quarantined: int = 0
+    calls_last_hour: int = 0
+    throttled_last_hour: int = 0
+
+
+def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
+    """Read the status of every account."""
+    watermarks = {
+        row.account_id: row.watermark
+        for row in connection.execute(
+            select(_CHECKPOINTS.c.account_id, _CHECKPOINTS.c.watermark).where(
+                _CHECKPOINTS.c.stream == "orders"
+            )
+        )
+    }
+    per_marketplace: dict[int, dict[str, MarketplaceStatus]] = {}
+    query = select(
+        _ORDERS.c.account_id,
+        _ORDERS.c.marketplace_id,
+        func.count(),
+        func.max(_ORDERS.c.last_updated_time),
+    ).group_by(_ORDERS.c.account_id, _ORDERS.c.marketplace_id)
+    for account_id, marketplace_id, count, newest in connection.execute(query):
+        per_marketplace.setdefault(account_id, {})[marketplace_id or "-"] = MarketplaceStatus(
+            marketplace_id or "-", int(count), newest
+        )
+    last = runs.last_runs(connection, "orders")
+    open_entries = quarantine.count_open(connection)
+    recent = runs.recent_calls(connection, now - timedelta(hours=1))
+
+    result = []
+    for account in accounts.list_accounts(connection):
+        watermark = watermarks.get(account.id)
+        stored = per_marketplace.get(account.id, {})
+        status = AccountStatus(
+            account=account,
+            watermark=watermark,
+            lag=None if watermark is None else now - watermark,
+            last_run=last.get(account.id),
+            quarantined=open_entries.get(account.id, 0),
+        )
+        for marketplace_id in account.marketplace_ids:
+            status.marketplaces.append(
+                stored.get(marketplace_id, MarketplaceStatus(marketplace_id, 0, None))
+            )
+        status.marketplaces.extend(
+            entry for key, entry in sorted(stored.items()) if key not in account.marketplace_ids
+        )
+        calls = recent.get(account.id)
+        if calls is not None:
+            status.calls_last_hour = calls.api_calls
+            status.throttled_last_hour = calls.throttled
+        result.append(status)
+    return result
+
+
+@dataclass(frozen=True)
+class OrderCounts:
+    """Stored orders of one marketplace, by status and by who fulfils them."""
+
+    marketplace_id: str
+    by_status: dict[str, int]
+    fulfilled_by_amazon: int
+    multichannel: int
+
+    @property
+    def total(self) -> int:
+        """All orders of the marketplace."""
+        return sum(self.by_status.values())
+
+
+def count_orders(connection: Connection) -> list[OrderCounts]:
+    """Count the stored orders per marketplace, status, fulfilment and channel."""
+    query = select(
+        _ORDERS.c.marketplace_id,
+        _ORDERS.c.status,
+        _ORDERS.c.fulfilled_by,
+        _ORDERS.c.is_multichannel,
+        func.count(),
+    ).group_by(
+        _ORDERS.c.marketplace_id,
+        _ORDERS.c.status,
+        _ORDERS.c.fulfilled_by,
+        _ORDERS.c.is_multichannel,
+    )
+    found: dict[str, OrderCounts] = {}
+    for marketplace_id, status, fulfilled_by, multichannel, count in connection.execute(query):
+        key = marketplace_id or "-"
+        entry = found.setdefault(key, OrderCounts(key, {}, 0, 0))
+        entry.by_status[status or "-"] = entry.by_status.get(status or "-", 0) + int(count)
+        found[key] = OrderCounts(
+            key,
+            entry.by_status,
+            entry.fulfilled_by_amazon + (int(count) if fulfilled_by == "AMAZON" else 0),
+            entry.multichannel + (int(count) if multichannel else 0),
+        )
+    return [found[key] for key in sorted(found)]
