@@ -1,0 +1,269 @@
+"""The orders job under Amazon's bad days: throttling, errors, tokens, broken orders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from syncd.db import accounts, quarantine, runs
+from syncd.db.models import Account, table_of
+from syncd.jobs.orders import run_orders
+from tests.integration.orders_support import CHECKPOINTS, DE, FR, IT, US, JobWorld
+
+ACCOUNTS = table_of(Account)
+
+
+def _recently(world: JobWorld) -> str:
+    """A lastUpdatedTime four minutes back: inside the next run's window at once."""
+    moment = world.sandbox.state.now() - timedelta(minutes=4)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _one_window(world: JobWorld) -> None:
+    """Read the whole backfill in one window, so it spans several pages."""
+    world.ctx.settings = world.ctx.settings.model_copy(update={"orders_window_days": 30})
+
+
+def _settled_order(world: JobWorld, refresh_token: str, marketplace_id: str) -> dict[str, Any]:
+    """An order that no scheduled change of the sandbox will touch during the test."""
+    documents = world.sandbox.state.orders(refresh_token, marketplace_ids=[marketplace_id])
+    return next(
+        doc
+        for doc in documents
+        if doc["fulfillment"]["fulfillmentStatus"] in ("SHIPPED", "CANCELLED")
+    )
+
+
+def _cursor(world: JobWorld, account_id: int) -> dict[str, object]:
+    with world.ctx.engine.begin() as connection:
+        row = connection.execute(
+            select(CHECKPOINTS).where(CHECKPOINTS.c.account_id == account_id)
+        ).one()
+        return dict(row._mapping)
+
+
+def test_429_storm_mid_paging_loses_nothing(world: JobWorld) -> None:
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    world.sandbox.state.add_fault(
+        {"kind": "throttle", "operation": "searchOrders", "after": 2, "count": 3}
+    )
+
+    summary = run_orders(world.ctx, account)
+
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert summary.throttled == 3
+    assert set(world.stored_orders(account)) == set(world.amazon_orders(account))
+
+
+def test_server_errors_mid_paging_lose_nothing(world: JobWorld) -> None:
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    world.sandbox.state.add_fault(
+        {"kind": "server_error", "operation": "searchOrders", "after": 2, "count": 2}
+    )
+
+    summary = run_orders(world.ctx, account)
+
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert set(world.stored_orders(account)) == set(world.amazon_orders(account))
+
+
+def test_expired_token_mid_run_recovers(world: JobWorld) -> None:
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    world.sandbox.state.add_fault(
+        {"kind": "expired_token", "operation": "searchOrders", "after": 3, "count": 1}
+    )
+
+    summary = run_orders(world.ctx, account)
+
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert world.sandbox.state.call_count(operation="lwa") == 2
+    assert set(world.stored_orders(account)) == set(world.amazon_orders(account))
+
+
+def test_repeated_page_token_keeps_the_watermark(world: JobWorld) -> None:
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    run_orders(world.ctx, account)
+    before = world.watermark(account)
+    world.sandbox.state.evolve("Atzr|acme-eu", 150, marketplace_ids=[DE, FR, IT], ago=240)
+    world.sandbox.state.add_fault({"kind": "repeat_page", "operation": "searchOrders"})
+
+    summary = run_orders(world.ctx, account)
+
+    assert summary.result == runs.FAILED
+    assert world.watermark(account) == before
+    cursor = _cursor(world, account.id)
+    assert cursor["page_token"] is None
+    assert cursor["window_before"] is None
+    world.sandbox.state.clear_faults()
+    assert run_orders(world.ctx, account).result == runs.SUCCEEDED
+
+
+def test_failed_run_resumes_from_the_stored_token(world: JobWorld) -> None:
+    _one_window(world)
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    world.sandbox.state.add_fault({"kind": "server_error", "operation": "searchOrders", "after": 1})
+
+    failed = run_orders(world.ctx, account)
+
+    assert failed.result == runs.FAILED
+    cursor = _cursor(world, account.id)
+    token = cursor["page_token"]
+    assert token is not None
+    assert world.watermark(account) is None
+    world.sandbox.state.clear_faults()
+    world.sandbox.state.clear_calls()
+
+    resumed = run_orders(world.ctx, account)
+
+    first_call = world.sandbox.state.calls(operation="searchOrders")[0]
+    assert resumed.result == runs.SUCCEEDED, resumed.error
+    assert first_call.params.get("paginationToken") == token
+    assert set(world.stored_orders(account)) == set(world.amazon_orders(account))
+
+
+def test_stale_token_restarts_the_window(world: JobWorld) -> None:
+    _one_window(world)
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    world.sandbox.state.add_fault({"kind": "server_error", "operation": "searchOrders", "after": 1})
+    run_orders(world.ctx, account)
+    world.sandbox.state.clear_faults()
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            update(CHECKPOINTS)
+            .where(CHECKPOINTS.c.account_id == account.id)
+            .values(page_token_at=world.ctx.now() - timedelta(hours=25))
+        )
+    world.sandbox.state.clear_calls()
+
+    summary = run_orders(world.ctx, account)
+
+    first_call = world.sandbox.state.calls(operation="searchOrders")[0]
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert "paginationToken" not in first_call.params
+    assert set(world.stored_orders(account)) == set(world.amazon_orders(account))
+
+
+def test_token_amazon_rejects_restarts_the_window_once(world: JobWorld) -> None:
+    _one_window(world)
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    world.sandbox.state.add_fault({"kind": "server_error", "operation": "searchOrders", "after": 1})
+    run_orders(world.ctx, account)
+    world.sandbox.state.clear_faults()
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            update(CHECKPOINTS)
+            .where(CHECKPOINTS.c.account_id == account.id)
+            .values(page_token="bm90LWEtdG9rZW4=")
+        )
+    world.sandbox.state.clear_calls()
+
+    summary = run_orders(world.ctx, account)
+
+    statuses = [call.status for call in world.sandbox.state.calls(operation="searchOrders")]
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert statuses[0] == 400
+    assert set(world.stored_orders(account)) == set(world.amazon_orders(account))
+
+
+def test_revoked_token_marks_reauthorization(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    world.sandbox.state.revoke("Atzr|acme-na")
+
+    summary = run_orders(world.ctx, account)
+
+    assert summary.result == runs.FAILED
+    assert world.account("acme-na").status == accounts.REAUTH_REQUIRED
+    assert world.sandbox.state.call_count(operation="searchOrders") == 0
+    with world.ctx.engine.begin() as connection:
+        due = accounts.due_accounts(connection, world.ctx.now() + timedelta(days=1))
+    assert "acme-na" not in {record.name for record in due}
+
+
+def test_access_denied_is_retried_hourly(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    world.add_account("acme-eu", "eu", DE)
+    world.sandbox.state.add_fault(
+        {"kind": "access_denied", "operation": "searchOrders", "refresh_token": "Atzr|acme-na"}
+    )
+
+    denied = run_orders(world.ctx, account)
+    other = run_orders(world.ctx, world.account("acme-eu"))
+
+    assert denied.result == runs.FAILED
+    assert other.result == runs.SUCCEEDED
+    record = world.account("acme-na")
+    assert record.status == accounts.ACCESS_DENIED
+    assert record.next_run_at is not None
+    assert record.next_run_at >= world.ctx.now() + timedelta(minutes=59)
+    assert world.watermark(account) is None
+
+
+def test_unparsable_order_is_quarantined_and_the_run_goes_on(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    broken = _settled_order(world, "Atzr|acme-na", US)["orderId"]
+    world.sandbox.state.patch_order(
+        "Atzr|acme-na",
+        broken,
+        changes={
+            "orderItems": [{"orderItemId": 12345, "quantityOrdered": "x"}],
+            "lastUpdatedTime": _recently(world),
+        },
+    )
+
+    summary = run_orders(world.ctx, account)
+
+    stored = world.stored_orders(account)
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert summary.orders_quarantined == 1
+    assert broken not in stored
+    assert len(stored) == len(world.amazon_orders(account)) - 1
+    with world.ctx.engine.begin() as connection:
+        entries = quarantine.list_entries(connection)
+    assert [entry.record_id for entry in entries] == [broken]
+    assert "buyer" not in entries[0].payload
+    assert "orderItems" in entries[0].reason
+
+
+def test_quarantined_order_resolves_when_fixed(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    document = _settled_order(world, "Atzr|acme-na", US)
+    order_id = document["orderId"]
+    items = document["orderItems"]
+    broken = {
+        "orderItems": [{"orderItemId": 1, "quantityOrdered": 1}],
+        "lastUpdatedTime": _recently(world),
+    }
+    world.sandbox.state.patch_order("Atzr|acme-na", order_id, changes=broken)
+    run_orders(world.ctx, account)
+    with world.ctx.engine.begin() as connection:
+        assert [entry.record_id for entry in quarantine.list_entries(connection)] == [order_id]
+    fixed = {"orderItems": items, "lastUpdatedTime": _recently(world)}
+    world.sandbox.state.patch_order("Atzr|acme-na", order_id, changes=fixed)
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            update(CHECKPOINTS).where(CHECKPOINTS.c.account_id == account.id).values(watermark=None)
+        )
+
+    run_orders(world.ctx, account)
+
+    with world.ctx.engine.begin() as connection:
+        open_entries = quarantine.list_entries(connection)
+    assert open_entries == []
+    assert order_id in world.stored_orders(account)
+
+
+def test_run_is_recorded_and_next_run_scheduled(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+
+    summary = run_orders(world.ctx, account)
+
+    with world.ctx.engine.begin() as connection:
+        last = runs.last_runs(connection, "orders")[account.id]
+        next_run = connection.execute(
+            select(ACCOUNTS.c.next_run_at).where(ACCOUNTS.c.id == account.id)
+        ).scalar_one()
+    assert last.orders_new == summary.orders_new
+    assert last.api_calls == summary.api_calls >= 1
+    assert next_run >= world.ctx.now() + timedelta(seconds=world.ctx.settings.orders_interval - 5)
