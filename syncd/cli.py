@@ -115,7 +115,7 @@ def demo(ctx: click.Context, verbose: bool) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and turn syncd's errors into one clear message and exit code 2."""
     try:
-        app.main(args=argv, prog_name="syncd", standalone_mode=False)
+        code = app.main(args=argv, prog_name="syncd", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo(_("Aborted."), err=True)
         return 130
@@ -128,7 +128,8 @@ def run(argv: list[str] | None = None) -> int:
     except errors.SyncdError as exc:
         click.echo(_("Error: {message}").format(message=exc), err=True)
         return 1
-    return 0
+    # Without standalone mode, click returns the code a command passed to ctx.exit().
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

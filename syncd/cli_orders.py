@@ -252,6 +252,8 @@ def list_quarantine(ctx: click.Context, show_all: bool) -> None:
         click.echo(_("Nothing is quarantined."))
         return
     table = Table("ID", _("Account"), _("Order"), _("Attempts"), _("Since"), _("Reason"))
+    table.columns[2].no_wrap = True  # an order id is copied from here into 'quarantine retry'
+    table.columns[2].min_width = 19
     for entry in entries:
         table.add_row(
             str(entry.id),

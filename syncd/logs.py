@@ -56,7 +56,7 @@ def configure_logging(
     ``auto`` renders JSON when the output is not a terminal (journald, a pipe) and a
     coloured console view otherwise.
     """
-    out = stream if stream is not None else sys.stderr
+    out: TextIO = stream if stream is not None else _CurrentStderr()
     as_json = log_format == "json" or (log_format == "auto" and not out.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -80,6 +80,23 @@ def configure_logging(
     # httpx logs every request at INFO with the full URL; syncd logs its own calls instead.
     for name in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the moment of writing.
+
+    A logger configured once must keep working when something replaces ``sys.stderr``
+    later, as test runners and some process managers do.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

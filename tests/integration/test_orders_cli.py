@@ -1,0 +1,244 @@
+"""The account, once, status, quarantine and run commands, end to end."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from syncd import cli
+from syncd.crypto import generate_key
+from syncd.db.engine import create_db_engine
+from syncd.db.models import Account, Order, table_of
+from syncd.sandbox.server import SandboxServer
+from tests.integration.orders_support import DE, JP, US
+
+REFRESH_TOKEN = "Atzr|IwEBI-cli-seller-token"
+
+
+@pytest.fixture
+def cli_env(
+    migrated_database_url: str, sandbox_factory: object, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SandboxServer, dict[str, str]]:
+    """Settings for the CLI: a fresh database, a key and a fast sandbox."""
+    server: SandboxServer = sandbox_factory(speed=1000)  # type: ignore[operator]
+    env = {
+        **server.settings_env(),
+        "SYNCD_DATABASE_URL": migrated_database_url,
+        "SYNCD_ENCRYPTION_KEY": generate_key(),
+        "SYNCD_RETRY_BASE_DELAY": "0.01",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return server, env
+
+
+def _add(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    region: str,
+    *marketplaces: str,
+    extra: tuple[str, ...] = (),
+) -> int:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(REFRESH_TOKEN + "\n"))
+    args = ["account", "add", name, "--region", region, "--refresh-token-file", "-"]
+    for marketplace in marketplaces:
+        args += ["--marketplace", marketplace]
+    return cli.run([*args, *extra])
+
+
+def test_account_add_list_and_remove(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _add(monkeypatch, "acme-eu", "eu", "DE", "fr", "APJ6JRA9NG5V4") == 0
+    assert "DE, FR, IT" in capsys.readouterr().out
+
+    assert cli.run(["account", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "acme-eu" in listed
+    assert REFRESH_TOKEN not in listed
+    engine = create_db_engine(cli_env[1]["SYNCD_DATABASE_URL"])
+    with engine.begin() as connection:
+        stored = connection.execute(
+            select(table_of(Account).c.refresh_token_encrypted)
+        ).scalar_one()
+    engine.dispose()
+    assert REFRESH_TOKEN not in stored
+
+    assert cli.run(["account", "remove", "acme-eu", "--yes"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert cli.run(["account", "list"]) == 0
+    assert "No accounts yet" in capsys.readouterr().out
+
+
+def test_account_add_refuses_bad_input_and_changes_nothing(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _add(monkeypatch, "acme", "eu", "JP") == 2
+    assert "belongs to region FE" in capsys.readouterr().err
+    assert _add(monkeypatch, "acme", "eu", "XX9999") == 2
+    assert "Unknown marketplace id 'XX9999'" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
+    code = cli.run(
+        [
+            "account",
+            "add",
+            "acme",
+            "--region",
+            "na",
+            "--marketplace",
+            US,
+            "--refresh-token-file",
+            "-",
+        ]
+    )
+    assert code == 2
+    assert "empty" in capsys.readouterr().err
+    assert _add(monkeypatch, "acme", "na", US) == 0
+    assert _add(monkeypatch, "acme", "na", US) == 2
+    assert "--replace" in capsys.readouterr().err
+
+    assert cli.run(["account", "list"]) == 0
+    assert capsys.readouterr().out.count("acme") == 1
+
+
+def test_account_add_needs_the_encryption_key(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("SYNCD_ENCRYPTION_KEY")
+
+    assert _add(monkeypatch, "acme", "na", US) == 2
+    assert "syncd key generate" in capsys.readouterr().err
+
+
+def test_once_orders_and_status(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _add(monkeypatch, "acme-na", "na", US)
+    _add(monkeypatch, "acme-fe", "fe", JP)
+    capsys.readouterr()
+
+    assert cli.run(["once", "orders"]) == 0
+    out = capsys.readouterr().out
+    assert "acme-na:" in out
+    assert "acme-fe:" in out
+
+    assert cli.run(["status"]) == 0
+    status = capsys.readouterr().out
+    assert "acme-na" in status
+    assert "US" in status
+    assert "JP" in status
+
+
+def test_once_orders_fails_with_exit_code_1(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, env = cli_env
+    _add(monkeypatch, "acme-na", "na", US)
+    server.state.revoke(REFRESH_TOKEN)
+
+    assert cli.run(["once", "orders", "--account", "acme-na"]) == 1
+    assert "failed" in capsys.readouterr().err
+    engine = create_db_engine(env["SYNCD_DATABASE_URL"])
+    with engine.begin() as connection:
+        status = connection.execute(select(table_of(Account).c.status)).scalar_one()
+    engine.dispose()
+    assert status == "reauth_required"
+
+
+def test_commands_need_a_migrated_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SYNCD_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+
+    assert cli.run(["status"]) == 1
+    assert "syncd db upgrade" in capsys.readouterr().err
+
+
+def test_quarantine_retry_stores_the_fixed_order(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, env = cli_env
+    _add(monkeypatch, "acme-eu", "eu", DE)
+    documents = server.state.orders(REFRESH_TOKEN, marketplace_ids=[DE])
+    document = next(d for d in documents if d["fulfillment"]["fulfillmentStatus"] == "SHIPPED")
+    moment = (server.state.now() - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    server.state.patch_order(
+        REFRESH_TOKEN,
+        document["orderId"],
+        changes={
+            "orderItems": [{"orderItemId": 7, "quantityOrdered": 1}],
+            "lastUpdatedTime": moment,
+        },
+    )
+    assert cli.run(["once", "orders"]) == 0
+    assert cli.run(["quarantine", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert document["orderId"] in listed
+
+    assert cli.run(["quarantine", "retry", "--all"]) == 1  # still broken at Amazon
+    server.state.patch_order(
+        REFRESH_TOKEN, document["orderId"], changes={"orderItems": document["orderItems"]}
+    )
+    assert cli.run(["quarantine", "retry", "--all"]) == 0
+    assert cli.run(["quarantine", "list"]) == 0
+    assert "Nothing is quarantined" in capsys.readouterr().out
+    engine = create_db_engine(env["SYNCD_DATABASE_URL"])
+    with engine.begin() as connection:
+        ids = set(connection.execute(select(table_of(Order).c.order_id)).scalars())
+    engine.dispose()
+    assert document["orderId"] in ids
+
+
+def test_daemon_syncs_and_stops_on_sigterm(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _server, env = cli_env
+    _add(monkeypatch, "acme-na", "na", US)
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    child_env.update(env)
+    child_env.update({"SYNCD_DISPATCH_INTERVAL": "1", "SYNCD_LOG_FORMAT": "json", "LANGUAGE": "en"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run"],
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    engine = create_db_engine(env["SYNCD_DATABASE_URL"])
+    try:
+        deadline = time.monotonic() + 30
+        count = 0
+        while time.monotonic() < deadline and count == 0:
+            time.sleep(0.5)
+            with engine.begin() as connection:
+                count = len(connection.execute(select(table_of(Order).c.id)).all())
+        assert count > 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+        engine.dispose()
+    assert process.returncode == 0, err
+    assert '"event": "orders_run_finished"' in err
+    assert '"event": "dispatcher_stopped"' in err
