@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -56,7 +56,7 @@ def configure_logging(
     ``auto`` renders JSON when the output is not a terminal (journald, a pipe) and a
     coloured console view otherwise.
     """
-    out: TextIO = stream if stream is not None else _CurrentStderr()
+    out: TextIO = stream if stream is not None else cast(TextIO, _CurrentStderr())
     as_json = log_format == "json" or (log_format == "auto" and not out.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
