@@ -83,7 +83,8 @@ def run_demo(
     """
     result = DemoResult()
     started = time.perf_counter()
-    database.unlink(missing_ok=True)
+    for leftover in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        leftover.unlink(missing_ok=True)
     url = f"sqlite:///{database}"
     migrate.upgrade(url)
     base = settings if settings is not None else config.load_settings()

@@ -2,8 +2,13 @@
 
 Every connection works in UTC: MariaDB/MySQL sessions get ``time_zone = '+00:00'`` (the
 server's own zone, often Beijing time, must never shift stored times) and ``utf8mb4``;
-PostgreSQL sessions get ``TimeZone = 'UTC'``; SQLite enforces foreign keys and waits for
-locks instead of failing at once.
+PostgreSQL sessions get ``TimeZone = 'UTC'``.
+
+SQLite enforces foreign keys, runs in WAL mode (readers such as ``syncd status`` do not block
+the daemon) and starts every transaction with ``BEGIN IMMEDIATE``: two workers that both read
+and then write would otherwise deadlock on the lock upgrade instead of waiting their turn.
+Python's sqlite3 module would also swallow SAVEPOINTs, so it is told to leave transactions to
+SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -81,7 +86,13 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     options.update(kwargs)
     engine = create_engine(parsed, **options)
     event.listen(engine, "connect", _session_setup(backend))
+    if backend == "sqlite":
+        event.listen(engine, "begin", _begin_immediate)
     return engine
+
+
+def _begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _session_setup(backend: str) -> Any:
@@ -94,7 +105,10 @@ def _session_setup(backend: str) -> Any:
             elif backend == "postgresql":
                 cursor.execute("SET TIME ZONE 'UTC'")
             elif backend == "sqlite":
+                # Leave BEGIN to SQLAlchemy (see _begin_immediate) so savepoints work too.
+                dbapi_connection.isolation_level = None
                 cursor.execute("PRAGMA foreign_keys = ON")
+                cursor.execute("PRAGMA journal_mode = WAL")
         finally:
             cursor.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from syncd.db import accounts, quarantine, runs
@@ -267,3 +268,25 @@ def test_run_is_recorded_and_next_run_scheduled(world: JobWorld) -> None:
     assert last.orders_new == summary.orders_new
     assert last.api_calls == summary.api_calls >= 1
     assert next_run >= world.ctx.now() + timedelta(seconds=world.ctx.settings.orders_interval - 5)
+
+
+def test_order_the_database_rejects_is_quarantined(world: JobWorld) -> None:
+    if world.ctx.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce VARCHAR lengths, so it accepts the long SKU")
+    account = world.add_account("acme-na", "na", US)
+    document = _settled_order(world, "Atzr|acme-na", US)
+    items = document["orderItems"]
+    items[0]["product"]["sellerSku"] = "S" * 300  # the column holds 200 characters
+    world.sandbox.state.patch_order(
+        "Atzr|acme-na",
+        document["orderId"],
+        changes={"orderItems": items, "lastUpdatedTime": _recently(world)},
+    )
+
+    summary = run_orders(world.ctx, account)
+
+    stored = world.stored_orders(account)
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert summary.orders_quarantined == 1
+    assert document["orderId"] not in stored
+    assert len(stored) == len(world.amazon_orders(account)) - 1
