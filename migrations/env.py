@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from alembic import context
 
+from syncd.db import migrate
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Named like syncd's tables, so it cannot clash with an ERP's own alembic_version.
+VERSION_TABLE = migrate.VERSION_TABLE
 
 
 def _include_name(name: str | None, type_: str, _parent_names: object) -> bool:
     # The database may be shared with the seller's ERP: only syncd's own tables are compared.
     if type_ == "table":
-        return bool(name and name.startswith("syncd_"))
+        return bool(name and name.startswith("syncd_") and name != VERSION_TABLE)
     return True
 
 
@@ -25,6 +28,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         include_name=_include_name,
+        version_table=VERSION_TABLE,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -41,6 +45,7 @@ def run_migrations_online() -> None:
                 connection=connection,
                 target_metadata=target_metadata,
                 include_name=_include_name,
+                version_table=VERSION_TABLE,
                 compare_type=True,
                 render_as_batch=connection.dialect.name == "sqlite",
             )

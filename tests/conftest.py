@@ -98,7 +98,7 @@ def reset_database(url: str) -> None:
         metadata = MetaData()
         metadata.reflect(
             engine,
-            only=lambda name, _meta: name.startswith(TABLE_PREFIX) or name == "alembic_version",
+            only=lambda name, _meta: name.startswith(TABLE_PREFIX),
         )
         metadata.drop_all(engine)
     finally:

@@ -30,6 +30,11 @@ def _utc_datetime() -> sa.types.TypeEngine[object]:
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
+def _money() -> sa.types.TypeEngine[object]:
+    # Exact amounts; SQLite has no decimal type, so there they are kept as decimal text.
+    return sa.Numeric(precision=18, scale=4).with_variant(sa.String(length=32), "sqlite")
+
+
 def _long_text() -> sa.types.TypeEngine[object]:
     # MySQL's TEXT stops at 64 KiB; an order's raw JSON can be larger.
     return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -113,13 +118,14 @@ def upgrade() -> None:
         sa.Column("ship_by_latest", _utc_datetime(), nullable=True),
         sa.Column("deliver_by_earliest", _utc_datetime(), nullable=True),
         sa.Column("deliver_by_latest", _utc_datetime(), nullable=True),
-        sa.Column("order_total", sa.Numeric(precision=18, scale=4), nullable=True),
+        sa.Column("order_total", _money(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("item_count", sa.Integer(), nullable=False),
         sa.Column("raw_json", _long_text(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("buyer_pii", sa.Text(), nullable=True),
         sa.Column("recipient_pii", sa.Text(), nullable=True),
+        sa.Column("tax_registrations_pii", sa.Text(), nullable=True),
         sa.Column("pii_updated_at", _utc_datetime(), nullable=True),
         sa.Column("first_seen_at", _utc_datetime(), nullable=False),
         sa.Column("synced_at", _utc_datetime(), nullable=False),
@@ -219,12 +225,12 @@ def upgrade() -> None:
         sa.Column("quantity_ordered", sa.Integer(), nullable=False),
         sa.Column("quantity_shipped", sa.Integer(), nullable=True),
         sa.Column("quantity_unshipped", sa.Integer(), nullable=True),
-        sa.Column("unit_price", sa.Numeric(precision=18, scale=4), nullable=True),
-        sa.Column("item_amount", sa.Numeric(precision=18, scale=4), nullable=True),
-        sa.Column("shipping_amount", sa.Numeric(precision=18, scale=4), nullable=True),
-        sa.Column("tax_amount", sa.Numeric(precision=18, scale=4), nullable=True),
-        sa.Column("discount_amount", sa.Numeric(precision=18, scale=4), nullable=True),
-        sa.Column("proceeds_total", sa.Numeric(precision=18, scale=4), nullable=True),
+        sa.Column("unit_price", _money(), nullable=True),
+        sa.Column("item_amount", _money(), nullable=True),
+        sa.Column("shipping_amount", _money(), nullable=True),
+        sa.Column("tax_amount", _money(), nullable=True),
+        sa.Column("discount_amount", _money(), nullable=True),
+        sa.Column("proceeds_total", _money(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("promotion_ids", sa.Text(), nullable=True),
         sa.Column("gift_message_pii", sa.Text(), nullable=True),
@@ -241,10 +247,6 @@ def upgrade() -> None:
         ),
         **_TABLE_OPTIONS,
     )
-    with op.batch_alter_table("syncd_order_items", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_syncd_order_items_order_pk"), ["order_pk"], unique=False
-        )
 
 
 def downgrade() -> None:

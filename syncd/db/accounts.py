@@ -96,6 +96,7 @@ def save_account(
         errors.AccountError: the name is taken (without ``replace``) or invalid.
     """
     marketplaces.check_region(marketplace_ids, region)
+    name = normalize_name(name)
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
         raise errors.AccountError(
             name, _("use 1 to 64 letters, digits, '-' or '_' for an account name")
@@ -126,9 +127,18 @@ def save_account(
     return stored
 
 
+def normalize_name(name: str) -> str:
+    """Return an account name in lower case.
+
+    MariaDB/MySQL compare names without case and PostgreSQL and SQLite with it; storing lower
+    case makes ``Acme`` and ``acme`` one account everywhere.
+    """
+    return name.strip().lower()
+
+
 def find_account(connection: Connection, name: str) -> AccountRecord | None:
-    """Return the account with this name, or None."""
-    row = connection.execute(select(*_COLUMNS).where(_TABLE.c.name == name)).first()
+    """Return the account with this name (in any case), or None."""
+    row = connection.execute(select(*_COLUMNS).where(_TABLE.c.name == normalize_name(name))).first()
     return None if row is None else _record(row)
 
 

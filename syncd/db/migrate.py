@@ -14,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd.db.engine import create_db_engine, store_error
 
 MIGRATIONS_DIR = str(files("syncd.migrations"))
+# Alembic's table of the current revision; migrations/env.py uses the same name.
+VERSION_TABLE = "syncd_alembic_version"
 
 
 def alembic_config(url: str) -> Config:
@@ -53,7 +55,8 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
 def current_revision(engine: Engine) -> str | None:
     """Return the revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
 
 
 def head_revision(url: str) -> str | None:

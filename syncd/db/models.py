@@ -148,10 +148,13 @@ class Order(Base):
     order_total: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
     item_count: Mapped[int] = mapped_column(Integer, default=0)
-    raw_json: Mapped[str] = mapped_column(LongText)  # Amazon's order without buyer/recipient
+    # Amazon's order without buyer, recipient, tax registrations and gift messages.
+    raw_json: Mapped[str] = mapped_column(LongText)
     content_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of what Amazon sent
     buyer_pii: Mapped[str | None] = mapped_column(Text)  # encrypted JSON of `buyer`
     recipient_pii: Mapped[str | None] = mapped_column(Text)  # encrypted JSON of `recipient`
+    # Encrypted JSON of `tax.taxRegistrations`: the buyer's company, tax id and address.
+    tax_registrations_pii: Mapped[str | None] = mapped_column(Text)
     pii_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     synced_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -164,9 +167,8 @@ class OrderItem(Base):
     __table_args__ = (UniqueConstraint("order_pk", "order_item_id"), MYSQL_TABLE_OPTIONS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    order_pk: Mapped[int] = mapped_column(
-        BigId, ForeignKey("syncd_orders.id", ondelete="CASCADE"), index=True
-    )
+    # Indexed by the unique constraint, whose first column it is.
+    order_pk: Mapped[int] = mapped_column(BigId, ForeignKey("syncd_orders.id", ondelete="CASCADE"))
     order_item_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     seller_sku: Mapped[str | None] = mapped_column(String(200))
     asin: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
@@ -197,7 +199,7 @@ class Quarantine(Base):
     stream: Mapped[str] = mapped_column(String(CODE_LENGTH))
     record_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     reason: Mapped[str] = mapped_column(Text)
-    payload: Mapped[str] = mapped_column(LongText)  # without buyer and recipient data
+    payload: Mapped[str] = mapped_column(LongText)  # the record without PII, as in raw_json
     status: Mapped[str] = mapped_column(String(CODE_LENGTH), default="open")
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -35,12 +35,18 @@ class PiiParts:
 
     buyer: dict[str, Any] | None = None
     recipient: dict[str, Any] | None = None
+    tax_registrations: list[Any] | None = None
     gift_messages: dict[str, str] = field(default_factory=dict)  # by order item id
 
     @property
     def is_empty(self) -> bool:
         """True when the order carried no PII at all."""
-        return self.buyer is None and self.recipient is None and not self.gift_messages
+        return (
+            self.buyer is None
+            and self.recipient is None
+            and self.tax_registrations is None
+            and not self.gift_messages
+        )
 
 
 def strip_pii(raw: dict[str, Any]) -> tuple[dict[str, Any], PiiParts]:
@@ -56,7 +62,7 @@ def strip_pii(raw: dict[str, Any]) -> tuple[dict[str, Any], PiiParts]:
     tax = clean.get("tax")
     if isinstance(tax, dict) and "taxRegistrations" in tax:
         registrations = tax.pop("taxRegistrations")
-        buyer = {**(buyer if isinstance(buyer, dict) else {}), "taxRegistrations": registrations}
+        parts.tax_registrations = registrations if isinstance(registrations, list) else None
     parts.buyer = buyer if isinstance(buyer, dict) else None
     parts.recipient = recipient if isinstance(recipient, dict) else None
     for item in clean.get("orderItems") or []:
@@ -85,8 +91,7 @@ class OrderRows:
 
     order: dict[str, Any]
     items: list[dict[str, Any]]
-    has_buyer: bool
-    has_recipient: bool
+    pii: PiiParts
 
     @property
     def content_hash(self) -> str:
@@ -132,6 +137,9 @@ def build_rows(order: Order, raw: dict[str, Any], vault: Vault) -> OrderRows:
         "content_hash": content_hash,
         "buyer_pii": None if pii.buyer is None else vault.encrypt(_dumps(pii.buyer)),
         "recipient_pii": None if pii.recipient is None else vault.encrypt(_dumps(pii.recipient)),
+        "tax_registrations_pii": (
+            None if pii.tax_registrations is None else vault.encrypt(_dumps(pii.tax_registrations))
+        ),
     }
     raw_items = {
         item.get("orderItemId"): item
@@ -142,7 +150,7 @@ def build_rows(order: Order, raw: dict[str, Any], vault: Vault) -> OrderRows:
         _item_row(item, raw_items.get(item.order_item_id, {}), pii.gift_messages, vault)
         for item in order.order_items
     ]
-    return OrderRows(row, items, pii.buyer is not None, pii.recipient is not None)
+    return OrderRows(row, items, pii)
 
 
 def _item_row(
@@ -180,17 +188,25 @@ def _item_row(
         ),
         "raw_json": _dumps(raw),
     }
+    breakdowns = proceeds.breakdowns if proceeds is not None else []
+    if row["currency"] is None:
+        # No total and no price: the breakdowns name the line's currency.
+        row["currency"] = next(
+            (b.subtotal.currency_code for b in breakdowns if b.subtotal is not None), None
+        )
     row.update(dict.fromkeys(_BREAKDOWN_COLUMNS.values()))
-    for breakdown in proceeds.breakdowns if proceeds is not None else []:
+    for breakdown in breakdowns:
         target = _BREAKDOWN_COLUMNS.get(breakdown.type)
-        if target is not None:
-            row[target] = _breakdown_amount(breakdown, currency)
+        amount = _breakdown_amount(breakdown, row["currency"])
+        if target is not None and amount is not None:
+            # Two breakdowns of one type add up; an amount in another currency is left out.
+            row[target] = amount if row[target] is None else row[target] + amount
     return row
 
 
 def _breakdown_amount(breakdown: ProceedsBreakdown, currency: str | None) -> Decimal | None:
     subtotal = breakdown.subtotal
-    if subtotal is None:
+    if subtotal is None or currency is None:
         return None
     return _same_currency(subtotal.amount, subtotal.currency_code, currency)
 

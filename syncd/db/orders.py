@@ -100,7 +100,7 @@ def _insert_orders(
         {
             **rows.order,
             "account_id": account_id,
-            "pii_updated_at": now if rows.has_buyer or rows.has_recipient else None,
+            "pii_updated_at": None if rows.pii.is_empty else now,
             "first_seen_at": now,
             "synced_at": now,
         }
@@ -108,6 +108,14 @@ def _insert_orders(
     ]
     connection.execute(insert(_ORDERS), values)
 
+
+# PII columns of an order and the part of the PII that fills each.
+_PII_COLUMNS = ("buyer_pii", "recipient_pii", "tax_registrations_pii")
+_PII_PARTS = {
+    "buyer_pii": "buyer",
+    "recipient_pii": "recipient",
+    "tax_registrations_pii": "tax_registrations",
+}
 
 # Columns an update sets from the new version; the PII columns are handled apart.
 _UPDATED_COLUMNS = tuple(
@@ -118,8 +126,7 @@ _UPDATED_COLUMNS = tuple(
         "id",
         "account_id",
         "order_id",
-        "buyer_pii",
-        "recipient_pii",
+        *_PII_COLUMNS,
         "pii_updated_at",
         "first_seen_at",
         "synced_at",
@@ -148,9 +155,11 @@ def _update_orders(
     ]
     connection.execute(statement, values)
 
-    # PII arrives only when it was requested and granted; absent means "not returned".
-    for column, flag in (("buyer_pii", "has_buyer"), ("recipient_pii", "has_recipient")):
-        carrying = [(pk, rows) for pk, rows in updates if getattr(rows, flag)]
+    # PII arrives only when it was requested and granted; absent means "not returned", so a
+    # stored value stays until a version carries that part again.
+    for column in _PII_COLUMNS:
+        part = _PII_PARTS[column]
+        carrying = [(pk, rows) for pk, rows in updates if getattr(rows.pii, part) is not None]
         if carrying:
             connection.execute(
                 update(_ORDERS)
@@ -165,10 +174,25 @@ def _replace_items(
 ) -> None:
     if not written:
         return
-    connection.execute(delete(_ITEMS).where(_ITEMS.c.order_pk.in_(list(order_pks.values()))))
-    values = [
-        {**item, "order_pk": order_pks[rows.order_id]} for rows in written for item in rows.items
-    ]
+    pks = list(order_pks.values())
+    # A gift message, like other PII, is kept when a version does not carry it.
+    kept_messages = {
+        (row.order_pk, row.order_item_id): row.gift_message_pii
+        for row in connection.execute(
+            select(_ITEMS.c.order_pk, _ITEMS.c.order_item_id, _ITEMS.c.gift_message_pii).where(
+                _ITEMS.c.order_pk.in_(pks), _ITEMS.c.gift_message_pii.is_not(None)
+            )
+        )
+    }
+    connection.execute(delete(_ITEMS).where(_ITEMS.c.order_pk.in_(pks)))
+    values = []
+    for rows in written:
+        pk = order_pks[rows.order_id]
+        for item in rows.items:
+            value = {**item, "order_pk": pk}
+            if value["gift_message_pii"] is None:
+                value["gift_message_pii"] = kept_messages.get((pk, item["order_item_id"]))
+            values.append(value)
     if values:
         connection.execute(insert(_ITEMS), values)
 

@@ -6,22 +6,45 @@
   because its instant is unknown.
 - :data:`LongText` holds documents such as an order's raw JSON, which can exceed the 64 KiB
   of MySQL's ``TEXT``.
-- :data:`Money` keeps amounts exact: 18 digits with 4 after the point cover every currency
-  Amazon uses.
+- :class:`Money` keeps amounts exact: ``DECIMAL(18, 4)`` covers every currency Amazon uses.
+  SQLite has no decimal type and would store a float, so there the amount is kept as
+  decimal text.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, Text
+from sqlalchemy import DateTime, Numeric, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-Money = Numeric(18, 4)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount: DECIMAL(18, 4), or decimal text on SQLite."""
+
+    impl = Numeric(18, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(Numeric(18, 4))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return str(Decimal(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 class UtcDateTime(TypeDecorator[datetime]):
