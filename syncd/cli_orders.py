@@ -310,7 +310,7 @@ def _retry_entry(
         order, raw = OrdersClient(job.client, seller).get_order_with_raw(
             entry.record_id, account.included_data
         )
-        store_fetched_order(job, account, order, raw)
+        result = store_fetched_order(job, account, order, raw, entry.id)
     except errors.SyncdError as exc:
         with job.engine.begin() as connection:
             quarantine.quarantine_record(
@@ -324,5 +324,9 @@ def _retry_entry(
             )
         click.echo(_("Entry {id}: still failing: {error}").format(id=entry.id, error=exc), err=True)
         return False
-    click.echo(_("Entry {id}: order {order} stored.").format(id=entry.id, order=entry.record_id))
+    if result.stored_ids:
+        message = _("Entry {id}: order {order} stored.")
+    else:
+        message = _("Entry {id}: order {order} was already stored in this or a newer version.")
+    click.echo(message.format(id=entry.id, order=entry.record_id))
     return True

@@ -117,7 +117,8 @@ class _OrdersRun:
             ctx.client.remove_listener(counter)
         summary.api_calls, summary.throttled = counter.calls, counter.throttled
         summary.finished_at = ctx.now()
-        summary.clock_skew_seconds = round(ctx.client.clock.skew_seconds, 3)
+        clock = ctx.client.clock
+        summary.clock_skew_seconds = round(clock.skew_seconds, 3) if clock.has_measurement else None
         self._record(next_run, time.monotonic() - started)
         return summary
 
@@ -195,20 +196,26 @@ class _OrdersRun:
             included_data=self.account.included_data,
         )
         try:
-            cursor = self._read_pages(query, cursor, resume)
+            cursor, pages = self._read_pages(query, cursor, resume)
         except errors.PaginationTokenError:
             if resume is None:
                 raise
             # Amazon no longer takes the stored token (expired, or parameters changed): read
             # the window again from page one, once.
             self.log.warning("orders_page_token_rejected", after=_iso(window.after))
-            cursor = self._read_pages(query, cursor, None)
+            cursor, pages = self._read_pages(query, cursor, None)
         except errors.PaginationError as exc:
             self.log.error("orders_page_token_repeated", page=exc.page_number, reason=exc.reason)
             with self.ctx.engine.begin() as connection:
                 cursors.abandon_window(connection, cursor, self.ctx.now())
             raise
 
+        if pages == 0:
+            # Amazon's clock moved back and the window clamped to nothing: nothing was read,
+            # so the watermark stays.
+            with self.ctx.engine.begin() as connection:
+                cursors.abandon_window(connection, cursor, self.ctx.now())
+            return True
         with self.ctx.engine.begin() as connection:
             cursor = cursors.finish_window(connection, cursor, self.ctx.now())
         self.summary.watermark_after = cursor.watermark
@@ -235,14 +242,17 @@ class _OrdersRun:
 
     def _read_pages(
         self, query: SearchOrdersQuery, cursor: cursors.Cursor, resume: tuple[Query, str] | None
-    ) -> cursors.Cursor:
+    ) -> tuple[cursors.Cursor, int]:
+        """Read and store the window's pages; return the cursor and how many pages came."""
         if resume is None:
             pages = self.orders.search_orders(query)
         else:
             pages = self.orders.search_orders(query, resume_query=resume[0], resume_token=resume[1])
+        count = 0
         for page in pages:
             cursor = self._store_page(page, cursor)
-        return cursor
+            count += 1
+        return cursor, count
 
     def _store_page(self, page: OrdersPage, cursor: cursors.Cursor) -> cursors.Cursor:
         """Commit one page's orders together with the token of the next page."""
@@ -356,6 +366,7 @@ def _store_one_by_one(
             continue
         total.new += result.new
         total.updated += result.updated
+        total.unchanged += result.unchanged
         total.older_skipped += result.older_skipped
         stored.extend(result.stored_ids)
     total.stored_ids = tuple(stored)
@@ -368,12 +379,17 @@ def _payload(raw: dict[str, Any]) -> str:
 
 
 def store_fetched_order(
-    ctx: JobContext, account: AccountRecord, order: Order, raw: dict[str, Any]
+    ctx: JobContext, account: AccountRecord, order: Order, raw: dict[str, Any], entry_id: int
 ) -> StoreResult:
-    """Store one order fetched with getOrder (a quarantine retry) and resolve its entry."""
+    """Store one order fetched with getOrder for a quarantine entry, and resolve the entry.
+
+    The entry is resolved also when the stored version is already this new or newer: the
+    record that failed has then been superseded.
+    """
     now = ctx.now()
     rows = build_rows(order, raw, ctx.vault)
     with ctx.engine.begin() as connection:
         result = store_orders(connection, account.id, [rows], now)
         quarantine.resolve_records(connection, account.id, STREAM, result.stored_ids, now)
+        quarantine.resolve_entry(connection, entry_id, now)
     return result
