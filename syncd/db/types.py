@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String, Text
@@ -23,6 +23,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+_MONEY_SCALE = 4
+_MONEY_QUANTUM = Decimal(1).scaleb(-_MONEY_SCALE)
 
 
 class Money(TypeDecorator[Decimal]):
@@ -39,7 +43,11 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
             return value
-        return str(Decimal(value))
+        amount = Decimal(value)
+        if amount.as_tuple().exponent < -_MONEY_SCALE:  # type: ignore[operator]
+            # Round as DECIMAL(18, 4) does on the other databases: half away from zero.
+            amount = amount.quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+        return str(amount)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

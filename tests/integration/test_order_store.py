@@ -122,6 +122,16 @@ def test_money_is_exact_on_every_database(store: tuple[Engine, Vault, int]) -> N
     assert item.currency == "TRY"
 
 
+def test_money_beyond_four_places_is_rounded_alike_everywhere(
+    store: tuple[Engine, Vault, int],
+) -> None:
+    raw = copy.deepcopy(RAW)
+    raw["proceeds"]["grandTotal"]["amount"] = "10.00005"
+    _store(store, raw)
+
+    assert _row(store).order_total == Decimal("10.0001")  # half away from zero, as DECIMAL
+
+
 def test_absent_pii_parts_are_kept(store: tuple[Engine, Vault, int]) -> None:
     _, vault, _ = store
     _store(store, RAW)
