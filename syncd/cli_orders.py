@@ -6,7 +6,6 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from types import FrameType
 
 import click
@@ -23,9 +22,10 @@ from syncd.cli_support import (
     marketplace_label,
     open_database,
 )
-from syncd.db import accounts, leases, quarantine, runs
+from syncd.db import accounts, quarantine, runs
 from syncd.i18n import gettext as _
 from syncd.jobs.context import JobContext, build_context
+from syncd.jobs.leasing import LeaseKeeper
 from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
 from syncd.logs import get_logger
 from syncd.scheduler import Dispatcher
@@ -85,13 +85,11 @@ def once_orders(ctx: click.Context, account_name: str | None) -> None:
         if not chosen:
             click.echo(_("No accounts yet; add one with 'syncd account add'."))
             return
-        ttl = timedelta(seconds=job.settings.lease_seconds)
         for account in chosen:
             if stop.is_set():
                 break
-            with job.engine.begin() as connection:
-                taken = leases.acquire_lease(connection, account.id, job.owner, job.now(), ttl)
-            if not taken:
+            keeper = LeaseKeeper(job, account)
+            if not keeper.acquire():
                 click.echo(
                     _("{account}: skipped, another syncd process is working on it.").format(
                         account=account.name
@@ -100,11 +98,8 @@ def once_orders(ctx: click.Context, account_name: str | None) -> None:
                 )
                 failures += 1
                 continue
-            try:
+            with keeper:
                 summary = run_orders(job, account)
-            finally:
-                with job.engine.begin() as connection:
-                    leases.release_lease(connection, account.id, job.owner)
             _echo_summary(account.name, summary)
             failures += summary.result != runs.SUCCEEDED
     if failures:

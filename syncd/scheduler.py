@@ -2,22 +2,23 @@
 
 Every ``SYNCD_DISPATCH_INTERVAL`` seconds the dispatcher reads which accounts are due (their
 next run time lives in the database), takes each one's lease, and runs its orders job on a
-worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. A heartbeat renews the leases of
-the accounts being worked on. Stopping sets the context's stop event: quota waits and
-retries end at once, the page in flight commits or rolls back, and the leases are released.
+worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. Each worker keeps its account's lease
+alive with a heartbeat. Stopping sets the context's stop event: quota waits and retries end
+at once, the page in flight commits or rolls back, and the leases are released.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, timedelta
+from datetime import UTC
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from syncd.db import accounts, leases
+from syncd.db import accounts
 from syncd.jobs.context import JobContext
+from syncd.jobs.leasing import LeaseKeeper
 from syncd.jobs.orders import run_orders
 from syncd.logs import get_logger
 
@@ -30,7 +31,6 @@ class Dispatcher:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
-        self.ttl = timedelta(seconds=settings.lease_seconds)
         self.pool = ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="syncd-worker"
         )
@@ -43,7 +43,7 @@ class Dispatcher:
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
 
     def start(self) -> None:
-        """Start dispatching now and then every dispatch interval; renew leases meanwhile."""
+        """Start dispatching now and then every dispatch interval."""
         settings = self.ctx.settings
         self.scheduler.add_job(
             self.dispatch,
@@ -51,9 +51,6 @@ class Dispatcher:
             seconds=settings.dispatch_interval,
             next_run_time=self.ctx.now(),
             id="dispatch",
-        )
-        self.scheduler.add_job(
-            self.heartbeat, "interval", seconds=max(5.0, settings.lease_seconds / 3), id="heartbeat"
         )
         self.scheduler.start()
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
@@ -71,40 +68,25 @@ class Dispatcher:
                     continue
                 if len(self.running) >= self.ctx.settings.max_workers:
                     break
-            with self.ctx.engine.begin() as connection:
-                taken = leases.acquire_lease(
-                    connection, account.id, self.ctx.owner, self.ctx.now(), self.ttl
-                )
-            if not taken:
+            keeper = LeaseKeeper(self.ctx, account)
+            if not keeper.acquire():
                 continue
             with self._lock:
-                self.running[account.id] = self.pool.submit(self._work, account)
+                self.running[account.id] = self.pool.submit(self._work, account, keeper)
             started += 1
         return started
 
-    def _work(self, account: accounts.AccountRecord) -> None:
+    def _work(self, account: accounts.AccountRecord, keeper: LeaseKeeper) -> None:
         try:
-            run_orders(self.ctx, account)
+            with keeper:
+                run_orders(self.ctx, account)
         except Exception:
             # The job records its own failures; this is a bug, logged once with its traceback.
             log.exception("worker_failed", account=account.name)
         finally:
-            with self.ctx.engine.begin() as connection:
-                leases.release_lease(connection, account.id, self.ctx.owner)
+            # Always free the slot, even when the lease could not be given back.
             with self._lock:
                 self.running.pop(account.id, None)
-
-    def heartbeat(self) -> None:
-        """Renew the leases of the accounts being worked on."""
-        with self._lock:
-            working = list(self.running)
-        for account_id in working:
-            with self.ctx.engine.begin() as connection:
-                kept = leases.renew_lease(
-                    connection, account_id, self.ctx.owner, self.ctx.now(), self.ttl
-                )
-            if not kept:
-                log.error("lease_lost", account_id=account_id, owner=self.ctx.owner)
 
     def stop(self) -> None:
         """Stop dispatching, let running pages finish, and give every lease back."""

@@ -4,17 +4,37 @@ A lease row exists for every account. A worker takes it when it is free or expir
 it while it works, and gives it back when done. Every step is one conditional UPDATE, which
 is atomic on SQLite, PostgreSQL and MariaDB/MySQL alike; whether it matched tells the
 caller whether it holds the lease.
+
+Expiry times are written and compared on the database server's clock, so two nodes whose
+clocks disagree still agree on when a lease has expired. SQLite is a local file, so its
+clock is the one host's clock.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from syncd.db.models import Lease, table_of
 
 _TABLE = table_of(Lease)
+
+
+def database_now(connection: Connection) -> datetime:
+    """Return the database server's current time in UTC.
+
+    PostgreSQL's ``clock_timestamp()`` is the wall clock, unlike ``now()``, which stays at
+    the start of the transaction.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        value: datetime = connection.execute(select(func.clock_timestamp())).scalar_one()
+    elif dialect in ("mysql", "mariadb"):
+        value = connection.execute(select(func.utc_timestamp(6))).scalar_one()
+    else:
+        return datetime.now(UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def ensure_lease(connection: Connection, account_id: int) -> None:
@@ -26,10 +46,9 @@ def ensure_lease(connection: Connection, account_id: int) -> None:
         connection.execute(insert(_TABLE).values(account_id=account_id))
 
 
-def acquire_lease(
-    connection: Connection, account_id: int, owner: str, now: datetime, ttl: timedelta
-) -> bool:
+def acquire_lease(connection: Connection, account_id: int, owner: str, ttl: timedelta) -> bool:
     """Take the lease when it is free, expired or already ours; return True on success."""
+    now = database_now(connection)
     result = connection.execute(
         update(_TABLE)
         .where(
@@ -45,10 +64,14 @@ def acquire_lease(
     return result.rowcount == 1
 
 
-def renew_lease(
-    connection: Connection, account_id: int, owner: str, now: datetime, ttl: timedelta
-) -> bool:
-    """Extend our lease; False means another process took it after it expired."""
+def renew_lease(connection: Connection, account_id: int, owner: str, ttl: timedelta) -> bool:
+    """Extend our lease; False means another process took it after it expired.
+
+    Run inside a transaction that writes the account's data, the renewal also fences that
+    data: on PostgreSQL and MariaDB the updated lease row stays locked until the commit, so
+    no other process can take the lease in between.
+    """
+    now = database_now(connection)
     result = connection.execute(
         update(_TABLE)
         .where(_TABLE.c.account_id == account_id, _TABLE.c.owner == owner)
@@ -66,11 +89,13 @@ def release_lease(connection: Connection, account_id: int, owner: str) -> None:
     )
 
 
-def lease_owner(connection: Connection, account_id: int, now: datetime) -> str | None:
+def lease_owner(connection: Connection, account_id: int) -> str | None:
     """Return who holds the account's lease now, or None when it is free or expired."""
     row = connection.execute(
         select(_TABLE.c.owner, _TABLE.c.expires_at).where(_TABLE.c.account_id == account_id)
     ).first()
-    if row is None or row.owner is None or row.expires_at is None or row.expires_at < now:
+    if row is None or row.owner is None or row.expires_at is None:
+        return None
+    if row.expires_at < database_now(connection):
         return None
     return str(row.owner)

@@ -1,0 +1,89 @@
+"""Holding an account's lease while a job works on it, with a heartbeat that renews it.
+
+The job itself also renews the lease in the transaction of every page it stores, which is
+what keeps two processes from writing the same account. The heartbeat here only keeps the
+lease alive through long quota waits, so that another process does not take it needlessly.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from types import TracebackType
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.db import leases
+from syncd.db.accounts import AccountRecord
+from syncd.jobs.context import JobContext
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class LeaseKeeper:
+    """One account's lease: take it, renew it every third of its lifetime, give it back."""
+
+    def __init__(self, ctx: JobContext, account: AccountRecord) -> None:
+        self.ctx = ctx
+        self.account = account
+        self.ttl = timedelta(seconds=ctx.settings.lease_seconds)
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        """Take the lease; False when another process holds it."""
+        with self.ctx.engine.begin() as connection:
+            return leases.acquire_lease(connection, self.account.id, self.ctx.owner, self.ttl)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread = threading.Thread(
+            target=self._renew_until_done,
+            name=f"syncd-lease-{self.account.name}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.release()
+
+    def release(self) -> None:
+        """Give the lease back; when the database fails, let the lease expire by itself."""
+        try:
+            with self.ctx.engine.begin() as connection:
+                leases.release_lease(connection, self.account.id, self.ctx.owner)
+        except SQLAlchemyError as exc:
+            log.error(
+                "lease_release_failed",
+                account=self.account.name,
+                owner=self.ctx.owner,
+                expires_in_seconds=self.ttl.total_seconds(),
+                error=str(exc).splitlines()[0],
+            )
+
+    def _renew_until_done(self) -> None:
+        interval = self.ttl.total_seconds() / 3
+        while not self._done.wait(interval):
+            try:
+                with self.ctx.engine.begin() as connection:
+                    kept = leases.renew_lease(connection, self.account.id, self.ctx.owner, self.ttl)
+            except SQLAlchemyError as exc:
+                # The next beat tries again; the job's own renewal decides whether it may write.
+                log.warning(
+                    "lease_renewal_failed",
+                    account=self.account.name,
+                    error=str(exc).splitlines()[0],
+                )
+                continue
+            if not kept:
+                log.error("lease_lost", account=self.account.name, owner=self.ctx.owner)
+                return

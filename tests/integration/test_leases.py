@@ -1,0 +1,164 @@
+"""Leases on every database: who may work on an account, on whose clock, and for how long."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import structlog
+from pydantic import SecretStr
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import OperationalError
+
+from syncd.crypto import Vault, generate_key
+from syncd.db import accounts, leases
+from syncd.db.engine import create_db_engine
+from syncd.db.models import Lease, table_of
+from syncd.jobs.leasing import LeaseKeeper
+from syncd.scheduler import Dispatcher
+from tests.integration.orders_support import US, JobWorld
+
+LEASES = table_of(Lease)
+TTL = timedelta(seconds=60)
+
+
+@pytest.fixture
+def lease_db(migrated_database_url: str) -> Iterator[tuple[Engine, int]]:
+    """An engine on a migrated database and the id of an account with its lease row."""
+    engine = create_db_engine(migrated_database_url)
+    with engine.begin() as connection:
+        account = accounts.save_account(
+            connection,
+            Vault(SecretStr(generate_key())),
+            name="acme-na",
+            region="na",
+            marketplace_ids=(US,),
+            included_data=("FULFILLMENT",),
+            refresh_token=SecretStr("Atzr|x"),
+            now=datetime.now(UTC),
+        )
+    yield engine, account.id
+    engine.dispose()
+
+
+def _acquire(engine: Engine, account_id: int, owner: str) -> bool:
+    with engine.begin() as connection:
+        return leases.acquire_lease(connection, account_id, owner, TTL)
+
+
+def _lease_row(engine: Engine, account_id: int) -> Any:
+    with engine.begin() as connection:
+        return connection.execute(select(LEASES).where(LEASES.c.account_id == account_id)).one()
+
+
+def test_lease_has_one_owner_at_a_time(lease_db: tuple[Engine, int]) -> None:
+    engine, account_id = lease_db
+
+    assert _acquire(engine, account_id, "node-a")
+    assert _acquire(engine, account_id, "node-a")  # taking it again is renewing it
+    assert not _acquire(engine, account_id, "node-b")
+    with engine.begin() as connection:
+        assert leases.lease_owner(connection, account_id) == "node-a"
+        leases.release_lease(connection, account_id, "node-b")  # not B's to give back
+        assert leases.lease_owner(connection, account_id) == "node-a"
+        leases.release_lease(connection, account_id, "node-a")
+        assert leases.lease_owner(connection, account_id) is None
+    assert _acquire(engine, account_id, "node-b")
+
+
+def test_expired_lease_passes_to_another_owner(lease_db: tuple[Engine, int]) -> None:
+    engine, account_id = lease_db
+    assert _acquire(engine, account_id, "node-a")
+    with engine.begin() as connection:
+        connection.execute(
+            update(LEASES)
+            .where(LEASES.c.account_id == account_id)
+            .values(expires_at=leases.database_now(connection) - timedelta(seconds=1))
+        )
+
+    assert _acquire(engine, account_id, "node-b")
+    with engine.begin() as connection:
+        assert not leases.renew_lease(connection, account_id, "node-a", TTL)
+        assert leases.renew_lease(connection, account_id, "node-b", TTL)
+
+
+def test_lease_times_follow_the_database_clock(
+    lease_db: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, account_id = lease_db
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite is a local file: its only clock is this host's")
+    assert _acquire(engine, account_id, "node-a")
+
+    class FastClock(datetime):
+        """This host's clock, ten minutes ahead of the database server's."""
+
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(minutes=10)
+
+    monkeypatch.setattr(leases, "datetime", FastClock)
+
+    assert not _acquire(engine, account_id, "node-b")
+    row = _lease_row(engine, account_id)
+    assert abs(row.expires_at - (datetime.now(UTC) + TTL)) < timedelta(seconds=30)
+
+
+def test_keeper_renews_until_released(world: JobWorld) -> None:
+    world.ctx.settings = world.ctx.settings.model_copy(update={"lease_seconds": 0.6})
+    account = world.add_account("acme-na", "na", US)
+    keeper = LeaseKeeper(world.ctx, account)
+    assert keeper.acquire()
+    first = _lease_row(world.ctx.engine, account.id).renewed_at
+
+    with keeper:
+        time.sleep(0.9)
+        renewed = _lease_row(world.ctx.engine, account.id)
+
+    released = _lease_row(world.ctx.engine, account.id)
+    assert renewed.renewed_at > first
+    assert renewed.owner == world.ctx.owner
+    assert released.owner is None
+
+
+def test_failed_release_is_logged_and_lease_expires(
+    world: JobWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = world.add_account("acme-na", "na", US)
+    keeper = LeaseKeeper(world.ctx, account)
+    assert keeper.acquire()
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("UPDATE syncd_leases", {}, Exception("server closed"))
+
+    monkeypatch.setattr(leases, "release_lease", fail)
+    with structlog.testing.capture_logs() as logs:
+        keeper.release()
+
+    assert [entry["event"] for entry in logs] == ["lease_release_failed"]
+    assert _lease_row(world.ctx.engine, account.id).owner == world.ctx.owner
+
+
+def test_dispatcher_frees_slot_when_release_fails(
+    world: JobWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = world.add_account("acme-na", "na", US)
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("UPDATE syncd_leases", {}, Exception("server closed"))
+
+    monkeypatch.setattr(leases, "release_lease", fail)
+    dispatcher = Dispatcher(world.ctx)
+    try:
+        assert dispatcher.dispatch() == 1
+        future = dispatcher.running[account.id]
+        future.result(timeout=60)
+        deadline = time.monotonic() + 10
+        while dispatcher.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dispatcher.running == {}
+    finally:
+        dispatcher.pool.shutdown(wait=True)
