@@ -131,6 +131,7 @@ def add_account(  # noqa: PLR0917 - click passes every option as an argument
     token = _read_token(refresh_token_file, name)
     vault = Vault(settings.encryption_key)
     with open_database(settings) as engine, engine.begin() as connection:
+        before = accounts.find_account(connection, name)
         record = accounts.save_account(
             connection,
             vault,
@@ -149,6 +150,13 @@ def add_account(  # noqa: PLR0917 - click passes every option as an argument
             marketplaces=cli_base.join_list(marketplace_label(m) for m in record.marketplace_ids),
         )
     )
+    if before is not None and accounts.scope_changed(before, record):
+        click.echo(
+            _(
+                "The region, marketplaces or datasets changed, so the next run reads the last "
+                "{days} days again (SYNCD_ORDERS_BACKFILL_DAYS); stored orders are kept."
+            ).format(days=settings.orders_backfill_days)
+        )
 
 
 @account_group.command("list", help=_("List the accounts; tokens are never shown."))

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     orders_lookback: float = Field(default=900.0, ge=0, le=86_400)  # seconds re-read each run
     orders_backfill_days: int = Field(default=30, ge=1, le=730)
     orders_window_days: float = Field(default=7.0, gt=0, le=30)  # size of a backfill window
+    # Pages in a row that bring no new order before paging stops as a loop.
+    orders_max_stale_pages: int = Field(default=10, ge=2, le=1_000)
     max_workers: int = Field(default=4, ge=1, le=64)  # accounts served at the same time
     lease_seconds: float = Field(default=300.0, ge=30, le=3_600)
     dispatch_interval: float = Field(default=10.0, ge=1, le=300)  # seconds
@@ -147,6 +149,7 @@ _EXPECTED: dict[str, str] = {
     "orders_lookback": N_("seconds, a number from 0 to 86400"),
     "orders_backfill_days": N_("days, a whole number from 1 to 730"),
     "orders_window_days": N_("days, a number above 0 and at most 30"),
+    "orders_max_stale_pages": N_("a whole number from 2 to 1000"),
     "max_workers": N_("a whole number from 1 to 64"),
     "lease_seconds": N_("seconds, a number from 30 to 3600"),
     "dispatch_interval": N_("seconds, a number from 1 to 300"),

@@ -260,7 +260,8 @@ class PaginationError(SyncdError):
         if reason == self.NO_NEW_ITEMS:
             text = _(
                 "{operation}: pages up to page {page} brought no new items under new page "
-                "tokens; paging stopped to avoid a loop."
+                "tokens; paging stopped to avoid a loop, and the window is read again on the next "
+                "run. If this repeats, raise the limit (SYNCD_ORDERS_MAX_STALE_PAGES for orders)."
             )
         else:
             text = _(
@@ -324,6 +325,21 @@ class StoppedError(SyncdError):
         self.operation = operation
         super().__init__(
             _("{operation}: not sent because syncd is stopping.").format(operation=operation)
+        )
+
+
+class LeaseLostError(SyncdError):
+    """Another syncd process holds the account's lease, so this one must not write its data."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        super().__init__(
+            _(
+                "{account}: another syncd process holds this account's lease, so this process "
+                "stopped working on the account and stored nothing more. If no other syncd "
+                "process runs, the lease expired while the database was unreachable or the "
+                "process stalled; raise SYNCD_LEASE_SECONDS if this repeats."
+            ).format(account=account)
         )
 
 

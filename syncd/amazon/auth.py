@@ -213,9 +213,17 @@ class TokenProvider:
         body = _json_object(response)
         if response.status_code == 200 and isinstance(body.get("access_token"), str):
             return self._accept(body, sent_at)
-        if isinstance(body.get("error"), str):
+        error = body.get("error")
+        if isinstance(error, str) and not _is_transient(response.status_code, error):
             # LWA's own verdict on the request: it stays the same until a person acts.
             raise _auth_error(response.status_code, body)
+        if isinstance(error, str):
+            raise errors.RetryableApiError(
+                _LWA_OPERATION.name,
+                response.status_code,
+                error,
+                str(body.get("error_description") or error),
+            )
         # Anything else came from something between us and LWA, such as a proxy's error page,
         # a captive portal or an overloaded gateway. It may pass, so it is retried.
         raise errors.RetryableApiError(
@@ -276,6 +284,16 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 def _text_excerpt(response: httpx.Response) -> str:
     text = " ".join(response.text.split())
     return f"HTTP {response.status_code}: {text[:200]}" if text else f"HTTP {response.status_code}"
+
+
+# The OAuth 2.0 error codes for a server that failed or is overloaded (RFC 6749, 4.1.2.1);
+# LWA may send them from its token endpoint too.
+_TRANSIENT_LWA_ERRORS = frozenset({"server_error", "temporarily_unavailable"})
+
+
+def _is_transient(status_code: int, error: str) -> bool:
+    """True for an LWA error that may pass: a 5xx, a 429, or a server-side OAuth error."""
+    return status_code >= 500 or status_code == 429 or error in _TRANSIENT_LWA_ERRORS
 
 
 def _auth_error(status_code: int, body: dict[str, Any]) -> errors.AuthError:

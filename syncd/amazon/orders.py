@@ -176,7 +176,7 @@ class InvalidOrder:
     """An order of a page that did not parse; the caller quarantines it."""
 
     order_id: str | None
-    raw: dict[str, Any]
+    raw: Any  # usually an object, but whatever the page held
     reason: str
 
 
@@ -351,6 +351,9 @@ class OrdersClient:
         raw_orders: list[dict[str, Any]] = []
         invalid: list[InvalidOrder] = []
         for raw in envelope.orders:
+            if not isinstance(raw, dict):
+                invalid.append(InvalidOrder(None, raw, _("an order must be a JSON object")))
+                continue
             try:
                 orders.append(Order.model_validate(raw))
                 raw_orders.append(raw)

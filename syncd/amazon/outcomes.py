@@ -133,8 +133,8 @@ _EXPIRED_TOKEN = re.compile(r"token[^.]*\bexpired\b|\bexpired\b[^.]*token", re.I
 _TWO_MINUTES = re.compile(r"at least (2|two) minutes|minutes? before (the )?current time", re.I)
 _GENERIC_INVALID = re.compile(r"input you have submitted is not valid", re.IGNORECASE)
 _BAD_PAGE_TOKEN = re.compile(
-    r"(pagination ?token|next ?token)[^.]*(not valid|invalid|could not decode)"
-    r"|could not decode[^.]*next ?token",
+    r"(pagination ?token|next ?token)[^.]*(not valid|invalid|could not decode|expired)"
+    r"|(invalid|could not decode|expired)[^.]*(pagination ?token|next ?token)",
     re.IGNORECASE,
 )
 _SERVER_ERRORS = frozenset(range(500, 600))

@@ -20,6 +20,7 @@ from syncd import errors
 from syncd.amazon import marketplaces
 from syncd.amazon.client import SellerAccount
 from syncd.crypto import Vault
+from syncd.db import cursors
 from syncd.db.leases import ensure_lease
 from syncd.db.models import Account, Order, table_of
 from syncd.i18n import gettext as _
@@ -89,7 +90,9 @@ def save_account(
 ) -> AccountRecord:
     """Store a new account, or with ``replace`` a new token and settings for an existing one.
 
-    Replacing keeps the account's checkpoints and orders and makes it active again.
+    Replacing keeps the account's orders and makes it active again. It keeps the checkpoints
+    too, unless the region, the marketplaces or the datasets change: the watermark says
+    nothing about what was never asked for, so the next run starts again with the backfill.
 
     Raises:
         errors.MarketplaceError: a marketplace is unknown or of another region.
@@ -123,8 +126,19 @@ def save_account(
         connection.execute(update(_TABLE).where(_TABLE.c.id == existing.id).values(**values))
     stored = find_account(connection, name)
     assert stored is not None
+    if existing is not None and scope_changed(existing, stored):
+        cursors.reset_cursors(connection, stored.id)
     ensure_lease(connection, stored.id)
     return stored
+
+
+def scope_changed(old: AccountRecord, new: AccountRecord) -> bool:
+    """True when two versions of an account ask Amazon for different orders or fields."""
+    return (
+        old.region != new.region
+        or set(old.marketplace_ids) != set(new.marketplace_ids)
+        or set(old.included_data) != set(new.included_data)
+    )
 
 
 def normalize_name(name: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, select, update
 
 from syncd import errors
 from syncd.db.models import Checkpoint, table_of
@@ -189,3 +189,8 @@ def abandon_window(connection: Connection, cursor: Cursor, now: datetime) -> Cur
         )
     )
     return Cursor(cursor.account_id, cursor.stream, cursor.watermark, None, None, None, None, None)
+
+
+def reset_cursors(connection: Connection, account_id: int) -> None:
+    """Forget every stream of an account, so that its next run starts with the backfill."""
+    connection.execute(delete(_TABLE).where(_TABLE.c.account_id == account_id))

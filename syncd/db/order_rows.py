@@ -53,7 +53,8 @@ def strip_pii(raw: dict[str, Any]) -> tuple[dict[str, Any], PiiParts]:
     """Return a copy of ``raw`` without PII, and the PII it held.
 
     Removed: ``buyer``, ``recipient``, the tax registrations under ``tax`` (they name the
-    buyer's company and address), and each item's gift message.
+    buyer's company and address), and each item's gift message. ``raw`` may be an order that
+    failed validation, so no part of it is assumed to have the documented type.
     """
     clean = copy.deepcopy(raw)
     parts = PiiParts()
@@ -65,7 +66,8 @@ def strip_pii(raw: dict[str, Any]) -> tuple[dict[str, Any], PiiParts]:
         parts.tax_registrations = registrations if isinstance(registrations, list) else None
     parts.buyer = buyer if isinstance(buyer, dict) else None
     parts.recipient = recipient if isinstance(recipient, dict) else None
-    for item in clean.get("orderItems") or []:
+    items = clean.get("orderItems")
+    for item in items if isinstance(items, list) else []:
         message = _pop_gift_message(item)
         if message is not None and isinstance(item.get("orderItemId"), str):
             parts.gift_messages[item["orderItemId"]] = message
@@ -75,7 +77,8 @@ def strip_pii(raw: dict[str, Any]) -> tuple[dict[str, Any], PiiParts]:
 def _pop_gift_message(item: Any) -> str | None:
     if not isinstance(item, dict):
         return None
-    packing = (item.get("fulfillment") or {}).get("packing")
+    fulfillment = item.get("fulfillment")
+    packing = fulfillment.get("packing") if isinstance(fulfillment, dict) else None
     if not isinstance(packing, dict):
         return None
     gift = packing.get("giftOption")
@@ -147,10 +150,23 @@ def build_rows(order: Order, raw: dict[str, Any], vault: Vault) -> OrderRows:
         if isinstance(item, dict)
     }
     items = [
-        _item_row(item, raw_items.get(item.order_item_id, {}), pii.gift_messages, vault)
+        _without_nul(
+            _item_row(item, raw_items.get(item.order_item_id, {}), pii.gift_messages, vault)
+        )
         for item in order.order_items
     ]
-    return OrderRows(row, items, pii)
+    return OrderRows(_without_nul(row), items, pii)
+
+
+def _without_nul(row: dict[str, Any]) -> dict[str, Any]:
+    """Drop NUL characters from the text columns: PostgreSQL rejects them in text.
+
+    The JSON columns keep them, escaped as ``\\u0000``.
+    """
+    return {
+        key: value.replace("\x00", "") if isinstance(value, str) else value
+        for key, value in row.items()
+    }
 
 
 def _item_row(

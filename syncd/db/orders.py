@@ -5,9 +5,9 @@ batched insert, one batched update, and the items of every inserted or changed o
 replaced in two more. The caller commits the page together with its page token.
 
 Amazon sends each order whole, so a newer version replaces the row. Two exceptions keep
-data that a later response does not repeat: a missing ``buyer`` or ``recipient`` means
-"not returned" and keeps the stored PII, and an order whose ``lastUpdatedTime`` is older
-than the stored one is skipped.
+data that a later response does not repeat: a missing part of the PII (buyer, recipient,
+tax registrations, an item's gift message) means "not returned" and keeps the stored value,
+and an order whose ``lastUpdatedTime`` is older than the stored one is skipped.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def store_orders(
     if not latest:
         return StoreResult()
 
-    existing = _existing(connection, account_id, list(latest))
+    # Lock the rows until the commit, so the comparison below still holds when another
+    # writer (a quarantine retry, or a process that took over the lease) stores the same
+    # orders. SQLite ignores FOR UPDATE; its writers take turns for the whole transaction.
+    existing = _existing(connection, account_id, list(latest), lock=True)
     inserts: list[OrderRows] = []
     updates: list[tuple[int, OrderRows]] = []
     result = StoreResult()
@@ -82,12 +85,16 @@ def store_orders(
     return result
 
 
-def _existing(connection: Connection, account_id: int, order_ids: list[str]) -> dict[str, Any]:
+def _existing(
+    connection: Connection, account_id: int, order_ids: list[str], *, lock: bool = False
+) -> dict[str, Any]:
     if not order_ids:
         return {}
     query = select(
         _ORDERS.c.id, _ORDERS.c.order_id, _ORDERS.c.last_updated_time, _ORDERS.c.content_hash
     ).where(_ORDERS.c.account_id == account_id, _ORDERS.c.order_id.in_(order_ids))
+    if lock:
+        query = query.with_for_update()
     return {row.order_id: row._mapping for row in connection.execute(query)}
 
 

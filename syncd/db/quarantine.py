@@ -1,7 +1,7 @@
 """Quarantine: records that could not be parsed or stored, kept until a retry succeeds.
 
 One bad order never stops a run: it lands here with its reason and its raw JSON without
-buyer and recipient data. A record quarantined again updates its entry instead of adding
+PII. A record quarantined again updates its entry instead of adding
 one, and an entry is resolved as soon as the record is stored.
 """
 
@@ -13,11 +13,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from syncd.db.models import Quarantine, table_of
+from syncd.db.models import ID_LENGTH, Quarantine, table_of
 
 _TABLE = table_of(Quarantine)
 OPEN = "open"
 RESOLVED = "resolved"
+# Characters kept of a failure's reason: at 4 bytes each it still fits MariaDB's 64 KiB TEXT.
+MAX_REASON_LENGTH = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,13 @@ def quarantine_record(
     payload: str,
     now: datetime,
 ) -> int:
-    """Quarantine a record, or count one more failure of an open entry; return its id."""
+    """Quarantine a record, or count one more failure of an open entry; return its id.
+
+    A record id longer than its column and a very long reason are shortened and end in "…",
+    so that the entry itself always fits; the payload keeps the whole id.
+    """
+    record_id = _shortened(record_id, ID_LENGTH) if record_id is not None else None
+    reason = _shortened(reason, MAX_REASON_LENGTH)
     if record_id is not None:
         found = connection.execute(
             select(_TABLE.c.id, _TABLE.c.attempts).where(
@@ -79,6 +87,10 @@ def quarantine_record(
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def _shortened(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def resolve_records(

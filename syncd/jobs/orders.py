@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +34,7 @@ from syncd.amazon.client import CallRecord
 from syncd.amazon.models.orders import Order
 from syncd.amazon.orders import InvalidOrder, OrdersClient, OrdersPage, SearchOrdersQuery
 from syncd.amazon.query import Query
-from syncd.db import accounts, cursors, quarantine, runs
+from syncd.db import accounts, cursors, leases, quarantine, runs
 from syncd.db.accounts import AccountRecord
 from syncd.db.engine import store_error
 from syncd.db.order_rows import OrderRows, build_rows, strip_pii
@@ -90,6 +92,7 @@ class _OrdersRun:
         self.account = account
         self.summary = runs.RunSummary(account.id, STREAM, ctx.now())
         self.log = log.bind(account=account.name, job=STREAM, run_id=uuid.uuid4().hex[:12])
+        self.ttl = timedelta(seconds=ctx.settings.lease_seconds)
 
     def run(self) -> runs.RunSummary:
         ctx, summary = self.ctx, self.summary
@@ -98,7 +101,7 @@ class _OrdersRun:
         started = time.monotonic()
         next_run = ctx.now() + timedelta(seconds=ctx.settings.orders_interval)
         try:
-            with ctx.engine.begin() as connection:
+            with self._fenced(take=True) as connection:
                 seller = accounts.seller_account(connection, ctx.vault, self.account)
                 cursor = cursors.load_cursor(connection, self.account.id, STREAM, ctx.now())
             summary.watermark_before = summary.watermark_after = cursor.watermark
@@ -113,6 +116,11 @@ class _OrdersRun:
             next_run = ctx.now() + ACCESS_DENIED_RETRY
         except (errors.SyncdError, SQLAlchemyError) as exc:
             self._fail(exc)
+        except Exception as exc:
+            # A bug, not a failure of Amazon or the database: record the run all the same, so
+            # the account is scheduled again instead of being retried at every dispatch.
+            self.log.exception("orders_run_crashed")
+            self._fail(exc)
         finally:
             ctx.client.remove_listener(counter)
         summary.api_calls, summary.throttled = counter.calls, counter.throttled
@@ -126,7 +134,7 @@ class _OrdersRun:
         self.summary.result = runs.FAILED
         if isinstance(exc, SQLAlchemyError):
             exc = store_error(self.ctx.settings.database_url, exc)
-        self.summary.error = str(exc)
+        self.summary.error = str(exc) if isinstance(exc, errors.SyncdError) else repr(exc)
         if status is not None:
             with self.ctx.engine.begin() as connection:
                 accounts.set_status(connection, self.account.id, status, str(exc), self.ctx.now())
@@ -156,6 +164,22 @@ class _OrdersRun:
             error=summary.error,
         )
 
+    @contextmanager
+    def _fenced(self, *, take: bool = False) -> Iterator[Connection]:
+        """Begin a transaction that writes only while this process holds the lease.
+
+        With ``take`` the lease may also be free or expired (the start of a run); otherwise it
+        must still be ours.
+
+        Raises:
+            errors.LeaseLostError: another process holds the lease; nothing is written.
+        """
+        renew = leases.acquire_lease if take else leases.renew_lease
+        with self.ctx.engine.begin() as connection:
+            if not renew(connection, self.account.id, self.ctx.owner, self.ttl):
+                raise errors.LeaseLostError(self.account.name)
+            yield connection
+
     # -- windows ---------------------------------------------------------------------------------
 
     def _read_windows(self) -> None:
@@ -169,7 +193,7 @@ class _OrdersRun:
 
     def _read_one_window(self, cursor: cursors.Cursor) -> bool:
         """Read one window to its end; return True when it reached the two-minute bound."""
-        resume = _fresh_resume(cursor, self.ctx.now())
+        resume = _fresh_resume(cursor, self.ctx.now()) if cursor.has_open_window else None
         if cursor.has_open_window:
             assert cursor.window_after is not None
             assert cursor.window_before is not None
@@ -184,7 +208,7 @@ class _OrdersRun:
             if planned is None:
                 return True
             window = planned
-            with self.ctx.engine.begin() as connection:
+            with self._fenced() as connection:
                 cursor = cursors.start_window(
                     connection, cursor, window.after, window.before, self.ctx.now()
                 )
@@ -206,30 +230,42 @@ class _OrdersRun:
             cursor, pages = self._read_pages(query, cursor, None)
         except errors.PaginationError as exc:
             self.log.error("orders_page_token_repeated", page=exc.page_number, reason=exc.reason)
-            with self.ctx.engine.begin() as connection:
+            with self._fenced() as connection:
                 cursors.abandon_window(connection, cursor, self.ctx.now())
             raise
 
         if pages == 0:
             # Amazon's clock moved back and the window clamped to nothing: nothing was read,
             # so the watermark stays.
-            with self.ctx.engine.begin() as connection:
+            with self._fenced() as connection:
                 cursors.abandon_window(connection, cursor, self.ctx.now())
             return True
-        with self.ctx.engine.begin() as connection:
+        watermark_before = cursor.watermark
+        with self._fenced() as connection:
             cursor = cursors.finish_window(connection, cursor, self.ctx.now())
         self.summary.watermark_after = cursor.watermark
+        if cursor.watermark == watermark_before and not window.is_last:
+            # The window ended where it started (Amazon covered less than asked): another
+            # window now would ask the same again, so the next run tries later.
+            self.log.warning("orders_window_made_no_progress", watermark=_iso(cursor.watermark))
+            return True
         self.log.info("cursor_advanced", watermark=_iso(cursor.watermark))
         return window.is_last or self._reaches_bound(cursor)
 
     def _plan_window(self, cursor: cursors.Cursor) -> _Window | None:
         settings = self.ctx.settings
         bound = self.orders.latest_before_bound()
+        size = timedelta(days=settings.orders_window_days)
         if cursor.watermark is None:
             after = bound - min(timedelta(days=settings.orders_backfill_days), MAX_BACKFILL)
+            before = min(bound, after + size)
         else:
             after = cursor.watermark - timedelta(seconds=settings.orders_lookback)
-        before = min(bound, after + timedelta(days=settings.orders_window_days))
+            before = min(bound, after + size)
+            if before <= cursor.watermark:
+                # A window no longer than the look-back would never pass the watermark: let
+                # the look-back come on top of it.
+                before = min(bound, cursor.watermark + size)
         if before <= after:
             return None
         return _Window(after, before, is_last=before >= bound)
@@ -244,10 +280,13 @@ class _OrdersRun:
         self, query: SearchOrdersQuery, cursor: cursors.Cursor, resume: tuple[Query, str] | None
     ) -> tuple[cursors.Cursor, int]:
         """Read and store the window's pages; return the cursor and how many pages came."""
+        stale = self.ctx.settings.orders_max_stale_pages
         if resume is None:
-            pages = self.orders.search_orders(query)
+            pages = self.orders.search_orders(query, max_stale_pages=stale)
         else:
-            pages = self.orders.search_orders(query, resume_query=resume[0], resume_token=resume[1])
+            pages = self.orders.search_orders(
+                query, resume_query=resume[0], resume_token=resume[1], max_stale_pages=stale
+            )
         count = 0
         for page in pages:
             cursor = self._store_page(page, cursor)
@@ -259,13 +298,13 @@ class _OrdersRun:
         now = self.ctx.now()
         rows, failed = _build_rows(self.ctx, page)
         try:
-            with self.ctx.engine.begin() as connection:
+            with self._fenced() as connection:
                 result = store_orders(connection, self.account.id, rows, now)
                 cursor = self._commit_page(connection, page, cursor, failed, result)
         except SQLAlchemyError:
             # One bad row fails the whole batch: store the orders one by one instead, each in
             # its own savepoint, so only the bad ones are quarantined.
-            with self.ctx.engine.begin() as connection:
+            with self._fenced() as connection:
                 result, more_failed = _store_one_by_one(connection, self.account.id, rows, now)
                 failed = failed + more_failed
                 cursor = self._commit_page(connection, page, cursor, failed, result)
@@ -307,13 +346,16 @@ class _OrdersRun:
             self.log.warning("order_quarantined", amazon_order_id=bad.order_id, reason=bad.reason)
         quarantine.resolve_records(connection, self.account.id, STREAM, result.stored_ids, now)
         sent = page.query.without("paginationToken")
-        bound = sent.get("lastUpdatedBefore")
-        if page.number == 1 and bound is not None and cursor.window_before is not None:
-            # The client may have clamped the window further (the two-minute rule); the
-            # watermark must not pass the bound actually sent.
-            sent_bound = datetime.fromisoformat(bound.replace("Z", "+00:00"))
-            if sent_bound < cursor.window_before:
-                cursor = cursors.narrow_window(connection, cursor, sent_bound, now)
+        bound = self._covered_bound(page, sent)
+        if bound is not None and cursor.window_before is not None and bound < cursor.window_before:
+            if cursor.window_after is not None and bound < cursor.window_after:
+                # Amazon covered none of the window: shrink it to nothing, so the watermark
+                # stays where it is.
+                self.log.warning(
+                    "orders_bound_before_window", bound=_iso(bound), after=_iso(cursor.window_after)
+                )
+                bound = cursor.window_after
+            cursor = cursors.narrow_window(connection, cursor, bound, now)
         return cursors.save_page(
             connection,
             cursor,
@@ -322,6 +364,22 @@ class _OrdersRun:
             fetched_at=page.fetched_at,
             now=now,
         )
+
+    @staticmethod
+    def _covered_bound(page: OrdersPage, sent: Query) -> datetime | None:
+        """Return the end of the time this page's window covers, or None when unknown.
+
+        The client may have clamped page one's ``lastUpdatedBefore`` further (the two-minute
+        rule), and Amazon echoes the bound it applied, which may be earlier still. The
+        watermark must pass neither.
+        """
+        bounds = []
+        text = sent.get("lastUpdatedBefore")
+        if page.number == 1 and text is not None:
+            bounds.append(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        if page.window_before is not None:
+            bounds.append(page.window_before)
+        return min(bounds, default=None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -373,8 +431,9 @@ def _store_one_by_one(
     return total, failed
 
 
-def _payload(raw: dict[str, Any]) -> str:
-    clean, _pii = strip_pii(raw)
+def _payload(raw: Any) -> str:
+    # An element of `orders` that is not even an object has no PII fields to remove.
+    clean = strip_pii(raw)[0] if isinstance(raw, dict) else raw
     return json.dumps(clean, ensure_ascii=False, sort_keys=True)
 
 

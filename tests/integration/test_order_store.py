@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from syncd.amazon.models.orders import Order
 from syncd.crypto import Vault, generate_key
-from syncd.db import accounts
+from syncd.db import accounts, quarantine
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Order as OrderModel
 from syncd.db.models import OrderItem, table_of
@@ -194,3 +196,68 @@ def test_account_names_ignore_case(store: tuple[Engine, Vault, int]) -> None:
         found = accounts.find_account(connection, "ACME-tr")
     assert found is not None
     assert found.name == "acme-tr"
+
+
+def test_older_version_waits_for_newer_writer(store: tuple[Engine, Vault, int]) -> None:
+    engine, vault, account_id = store
+    _store(store, RAW)  # the stored version: 09:00
+    newer = copy.deepcopy(RAW)
+    newer["lastUpdatedTime"] = "2026-05-10T11:00:00Z"
+    newer["fulfillment"]["fulfillmentStatus"] = "CANCELLED"
+    older = copy.deepcopy(RAW)
+    older["lastUpdatedTime"] = "2026-05-10T10:00:00Z"
+    older["fulfillment"]["fulfillmentStatus"] = "SHIPPED"
+    newer_rows = build_rows(Order.model_validate(newer), newer, vault)
+    older_rows = build_rows(Order.model_validate(older), older, vault)
+    newer_stored = threading.Event()
+
+    def write_newer_and_commit_late() -> None:
+        with engine.begin() as connection:
+            store_orders(connection, account_id, [newer_rows], NOW)
+            newer_stored.set()
+            time.sleep(0.5)  # the other writer reads and compares meanwhile
+
+    writer = threading.Thread(target=write_newer_and_commit_late)
+    writer.start()
+    assert newer_stored.wait(10)
+    with engine.begin() as connection:
+        result = store_orders(connection, account_id, [older_rows], NOW)
+    writer.join()
+
+    row = _row(store)
+    assert row.status == "CANCELLED"
+    assert row.last_updated_time == datetime(2026, 5, 10, 11, tzinfo=UTC)
+    assert result.older_skipped == 1
+
+
+def test_nul_characters_leave_text_columns(store: tuple[Engine, Vault, int]) -> None:
+    raw = copy.deepcopy(RAW)
+    raw["orderItems"][0]["product"]["title"] = "Cable\u0000 2m"
+
+    _store(store, raw)
+
+    item = _items(store)[0]
+    assert item.title == "Cable 2m"
+    assert json.loads(item.raw_json)["product"]["title"] == "Cable\u0000 2m"
+
+
+def test_quarantine_entry_fits_its_columns(store: tuple[Engine, Vault, int]) -> None:
+    engine, _vault, account_id = store
+    long_id = "1" * 80
+    with engine.begin() as connection:
+        entry_id = quarantine.quarantine_record(
+            connection,
+            account_id=account_id,
+            stream="orders",
+            record_id=long_id,
+            reason="订单无效 " * 5_000,
+            payload=json.dumps({"orderId": long_id}),
+            now=NOW,
+        )
+        entry = quarantine.get_entry(connection, entry_id)
+
+    assert entry is not None
+    assert entry.record_id == "1" * 63 + "…"
+    assert len(entry.reason) == quarantine.MAX_REASON_LENGTH
+    assert entry.reason.endswith("…")
+    assert long_id in entry.payload

@@ -114,6 +114,24 @@ def test_account_add_refuses_bad_input_and_changes_nothing(
     assert capsys.readouterr().out.count("acme") == 1
 
 
+def test_account_replace_says_when_backfill_restarts(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _add(monkeypatch, "acme-eu", "eu", "DE") == 0
+    capsys.readouterr()
+
+    assert _add(monkeypatch, "ACME-EU", "eu", "DE", extra=("--replace",)) == 0
+    same_scope = capsys.readouterr().out
+    assert _add(monkeypatch, "acme-eu", "eu", "DE", "FR", extra=("--replace",)) == 0
+    new_marketplace = capsys.readouterr().out
+
+    assert "acme-eu" in same_scope
+    assert "30 days again" not in same_scope
+    assert "30 days again" in new_marketplace
+
+
 def test_account_add_needs_the_encryption_key(
     cli_env: tuple[SandboxServer, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,

@@ -190,6 +190,25 @@ def test_lwa_server_errors_are_retried_with_backoff() -> None:
     assert clock.sleeps[1] > clock.sleeps[0] * 0.9
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (503, "server_error"),
+        (500, "invalid_request"),
+        (429, "too_many_requests"),
+        (400, "temporarily_unavailable"),
+    ],
+)
+def test_lwa_error_code_from_failing_server_is_retried(status: int, error: str) -> None:
+    lwa, clock = FakeLwa([(status, {"error": error, "error_description": "try later"})]), FakeTime()
+
+    token = _provider(lwa, clock).get()
+
+    assert token.value == "Atza|token-1"
+    assert len(lwa.forms) == 2
+    assert len(clock.sleeps) == 1
+
+
 def test_lwa_outage_ends_in_a_retryable_error() -> None:
     lwa = FakeLwa([(503, {})] * 5)
 

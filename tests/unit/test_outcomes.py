@@ -140,6 +140,18 @@ CASES = [
         id="400-v0-next-token",
     ),
     pytest.param(
+        _outcome(400, "InvalidInput", "Invalid paginationToken."),
+        Action.FATAL,
+        errors.PaginationTokenError,
+        id="400-invalid-before-token",
+    ),
+    pytest.param(
+        _outcome(400, "InvalidInput", "The pagination token has expired."),
+        Action.FATAL,
+        errors.PaginationTokenError,
+        id="400-expired-page-token",
+    ),
+    pytest.param(
         _outcome(404, "NotFound", "no order"), Action.FATAL, errors.FatalApiError, id="404"
     ),
     pytest.param(

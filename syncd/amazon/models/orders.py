@@ -230,7 +230,7 @@ class Order(AmazonModel):
 class SearchOrdersResponse(AmazonModel):
     """One page of ``searchOrders``; orders stay raw so that each is parsed on its own."""
 
-    orders: list[dict[str, Any]]
+    orders: list[Any]  # an element that is not an object is quarantined, not the page
     pagination: dict[str, Any] | None = None
     last_updated_before: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
