@@ -11,6 +11,7 @@ from types import FrameType
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import cli_base, errors
 from syncd.amazon.clock import utc_now
@@ -23,7 +24,9 @@ from syncd.cli_support import (
     open_database,
 )
 from syncd.db import accounts, quarantine, runs
+from syncd.db.engine import database_error_reason
 from syncd.i18n import gettext as _
+from syncd.i18n import ngettext
 from syncd.jobs.context import JobContext, build_context
 from syncd.jobs.leasing import LeaseKeeper
 from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
@@ -37,6 +40,7 @@ log = get_logger(__name__)
 @contextmanager
 def _context(ctx: click.Context, stop: threading.Event | None = None) -> Iterator[JobContext]:
     settings = load_settings(ctx)
+    settings.require_job_settings()
     with open_database(settings):
         pass  # checks the schema before anything runs
     job_context = build_context(settings, stop)
@@ -108,19 +112,28 @@ def once_orders(ctx: click.Context, account_name: str | None) -> None:
 
 def _echo_summary(name: str, summary: runs.RunSummary) -> None:
     if summary.result == runs.SUCCEEDED:
-        click.echo(
-            _(
-                "{account}: {new} new and {updated} updated orders, {pages} pages, "
-                "{calls} API calls, synced up to {watermark}."
-            ).format(
-                account=name,
-                new=summary.orders_new,
-                updated=summary.orders_updated,
-                pages=summary.pages,
-                calls=summary.api_calls,
-                watermark=format_time(summary.watermark_after),
-            )
+        # "label value" pairs read right in both languages for any count, without plurals.
+        line = _(
+            "{account}: orders new {new}, updated {updated}; pages {pages}; API calls {calls}; "
+            "synced up to {watermark}."
+        ).format(
+            account=name,
+            new=summary.orders_new,
+            updated=summary.orders_updated,
+            pages=summary.pages,
+            calls=summary.api_calls,
+            watermark=format_time(summary.watermark_after),
         )
+        click.echo(line)
+        if summary.orders_quarantined:
+            message = ngettext(
+                "{account}: {count} order could not be stored and was quarantined; see "
+                "'syncd quarantine list'.",
+                "{account}: {count} orders could not be stored and were quarantined; see "
+                "'syncd quarantine list'.",
+                summary.orders_quarantined,
+            )
+            click.echo(message.format(account=name, count=summary.orders_quarantined), err=True)
     elif summary.result == runs.STOPPED:
         click.echo(
             _("{account}: stopped; the next run resumes where this one ended.").format(account=name)
@@ -143,6 +156,15 @@ def run_daemon(ctx: click.Context) -> None:
         dispatcher = Dispatcher(job)
         dispatcher.start()
         click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
+        with job.engine.begin() as connection:
+            if not accounts.list_accounts(connection):
+                click.echo(
+                    _(
+                        "No accounts yet: syncd waits and starts each account that "
+                        "'syncd account add' adds."
+                    ),
+                    err=True,
+                )
         while not stop.wait(1.0):
             pass
         dispatcher.stop()
@@ -280,9 +302,17 @@ def retry_quarantine(ctx: click.Context, entry_id: int | None, retry_all: bool) 
                 assert entry_id is not None
                 found = quarantine.get_entry(connection, entry_id)
                 if found is None:
-                    raise click.BadParameter(_("no entry with this ID"), param_hint="ID")
+                    raise click.BadParameter(
+                        _("no quarantine entry {id}; 'syncd quarantine list' shows the IDs").format(
+                            id=entry_id
+                        ),
+                        param_hint="ID",
+                    )
                 entries = [found]
             by_id = {record.id: record for record in accounts.list_accounts(connection)}
+        if not entries:
+            click.echo(_("Nothing is quarantined."))
+            return
         for entry in entries:
             failures += not _retry_entry(job, entry, by_id[entry.account_id])
     if failures:
@@ -306,18 +336,22 @@ def _retry_entry(
             entry.record_id, account.included_data
         )
         result = store_fetched_order(job, account, order, raw, entry.id)
-    except errors.SyncdError as exc:
+    except (errors.SyncdError, SQLAlchemyError) as exc:
+        # The database's own message only: its SQL and parameters would show order data.
+        reason = database_error_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
         with job.engine.begin() as connection:
             quarantine.quarantine_record(
                 connection,
                 account_id=account.id,
                 stream=STREAM,
                 record_id=entry.record_id,
-                reason=str(exc),
+                reason=reason,
                 payload=entry.payload,
                 now=job.now(),
             )
-        click.echo(_("Entry {id}: still failing: {error}").format(id=entry.id, error=exc), err=True)
+        click.echo(
+            _("Entry {id}: still failing: {error}").format(id=entry.id, error=reason), err=True
+        )
         return False
     if result.stored_ids:
         message = _("Entry {id}: order {order} stored.")

@@ -94,10 +94,13 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url  # noqa: PLC0415 - keep SQLAlchemy off the CLI's fast path
         from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
 
+        from syncd.db.engine import check_database_url  # noqa: PLC0415
+
         try:
             make_url(value)
         except ArgumentError as exc:
             raise ValueError(str(exc)) from exc
+        check_database_url(value)
         return value
 
     @field_validator("language", mode="before")
@@ -118,16 +121,32 @@ class Settings(BaseSettings):
         Raises:
             errors.SettingsError: the client id or the secret is not set.
         """
-        problems = []
-        if not self.lwa_client_id:
-            problems.append(_problem("lwa_client_id", None))
-        if self.lwa_client_secret is None or not self.lwa_client_secret.get_secret_value():
-            problems.append(_problem("lwa_client_secret", None))
+        problems = self._missing_lwa_credentials()
         if problems:
             raise errors.SettingsError(problems)
         assert self.lwa_client_id is not None
         assert self.lwa_client_secret is not None
         return self.lwa_client_id, self.lwa_client_secret
+
+    def require_job_settings(self) -> None:
+        """Check, before a job starts, the settings that every account's run needs.
+
+        Raises:
+            errors.SettingsError: naming the LWA credentials and the encryption key if missing.
+        """
+        problems = self._missing_lwa_credentials()
+        if self.encryption_key is None or not self.encryption_key.get_secret_value():
+            problems.append(_problem("encryption_key", None))
+        if problems:
+            raise errors.SettingsError(problems)
+
+    def _missing_lwa_credentials(self) -> list[errors.SettingProblem]:
+        problems = []
+        if not self.lwa_client_id:
+            problems.append(_problem("lwa_client_id", None))
+        if self.lwa_client_secret is None or not self.lwa_client_secret.get_secret_value():
+            problems.append(_problem("lwa_client_secret", None))
+        return problems
 
 
 # The expected form of each setting, shown when its value is invalid.
@@ -179,7 +198,7 @@ def _shown(value: object) -> str:
     return _URL_PASSWORD.sub(r"\1***@", str(value))
 
 
-def _problem(field: str, value: object) -> errors.SettingProblem:
+def _problem(field: str, value: object, detail: object = None) -> errors.SettingProblem:
     shown: str | None
     if value is None:
         shown = None
@@ -187,8 +206,12 @@ def _problem(field: str, value: object) -> errors.SettingProblem:
         shown = _("(hidden)")
     else:
         shown = _shown(value)
+    expected = _(_EXPECTED[field])
+    if detail and field not in _SECRET_FIELDS:
+        # What exactly a validator found wrong, such as a database driver that is missing.
+        expected = _("{expected} ({detail})").format(expected=expected, detail=_shown(detail))
     return errors.SettingProblem(
-        variable=ENV_PREFIX + field.upper(), value=shown, expected=_(_EXPECTED[field])
+        variable=ENV_PREFIX + field.upper(), value=shown, expected=expected
     )
 
 
@@ -262,7 +285,10 @@ def load_settings(env_file: Path | None = None) -> Settings:
             _secrets_dir=systemd.credentials_directory(),
         )
     except pydantic.ValidationError as exc:
-        problems = [_problem(str(error["loc"][0]), error.get("input")) for error in exc.errors()]
+        problems = [
+            _problem(str(error["loc"][0]), error.get("input"), error.get("ctx", {}).get("error"))
+            for error in exc.errors()
+        ]
         raise errors.SettingsError([*problems, *unknown]) from exc
     problems = [*unknown, *_endpoint_problems(settings)]
     if problems:

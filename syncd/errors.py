@@ -121,11 +121,16 @@ class AuthError(SyncdError):
     """
 
     def __init__(
-        self, lwa_error: str | None, status_code: int | None, description: str = ""
+        self,
+        lwa_error: str | None,
+        status_code: int | None,
+        description: str = "",
+        account: str | None = None,
     ) -> None:
         self.lwa_error = lwa_error
         self.status_code = status_code
         self.description = description
+        self.account = account
         super().__init__(self._build_message())
 
     def _build_message(self) -> str:
@@ -141,8 +146,8 @@ class InvalidGrantError(AuthError):
         return _(
             "LWA rejected the refresh token (invalid_grant): the seller revoked or never granted "
             "access. Authorize the application again in Seller Central and store the new "
-            "refresh token."
-        )
+            "refresh token with 'syncd account add {account} --replace'."
+        ).format(account=self.account or _("NAME"))
 
 
 class InvalidClientError(AuthError):
@@ -185,6 +190,13 @@ class ApiError(SyncdError):
         text = self.error_message or "-"
         if self.details and self.details not in text:
             text = f"{text} ({self.details})"
+        if self.status_code is None:
+            # No HTTP response at all: the network, a proxy or an endpoint setting is at fault.
+            return _(
+                "{operation} failed without a response: {message}. Check this server's network "
+                "connection and firewall, the proxy setting SYNCD_HTTPS_PROXY, and the endpoint "
+                "settings SYNCD_LWA_TOKEN_URL and SYNCD_SPAPI_ENDPOINT_*."
+            ).format(operation=self.operation, message=text)
         return _(
             "{operation} failed: HTTP {status}, code {code}, request id {request_id}: {message}"
         ).format(

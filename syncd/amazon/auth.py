@@ -205,7 +205,10 @@ class TokenProvider:
             response = self._http.post(self._lwa.token_url, data=self._form())
         except httpx.TransportError as exc:
             raise errors.RetryableApiError(
-                _LWA_OPERATION.name, None, None, f"{type(exc).__name__}: {exc}"
+                _LWA_OPERATION.name,
+                None,
+                None,
+                f"{type(exc).__name__} from {self._lwa.token_url}: {exc}",
             ) from exc
         if self._clock is not None:
             # LWA's clock is Amazon's too, but only a first guess until SP-API responses replace it.
@@ -216,7 +219,7 @@ class TokenProvider:
         error = body.get("error")
         if isinstance(error, str) and not _is_transient(response.status_code, error):
             # LWA's own verdict on the request: it stays the same until a person acts.
-            raise _auth_error(response.status_code, body)
+            raise _auth_error(response.status_code, body, self.account)
         if isinstance(error, str):
             raise errors.RetryableApiError(
                 _LWA_OPERATION.name,
@@ -296,14 +299,14 @@ def _is_transient(status_code: int, error: str) -> bool:
     return status_code >= 500 or status_code == 429 or error in _TRANSIENT_LWA_ERRORS
 
 
-def _auth_error(status_code: int, body: dict[str, Any]) -> errors.AuthError:
+def _auth_error(status_code: int, body: dict[str, Any], account: str) -> errors.AuthError:
     code = str(body["error"])
     description = str(body.get("error_description") or "")
     if code == "invalid_grant":
-        return errors.InvalidGrantError(code, status_code, description)
+        return errors.InvalidGrantError(code, status_code, description, account)
     if code == "invalid_client":
-        return errors.InvalidClientError(code, status_code, description)
-    return errors.AuthError(code, status_code, description)
+        return errors.InvalidClientError(code, status_code, description, account)
+    return errors.AuthError(code, status_code, description, account)
 
 
 class LwaAuth(httpx.Auth):

@@ -421,7 +421,11 @@ class SpApiClient:
             outcome = outcomes.Outcome(
                 operation=operation,
                 status=None,
-                errors=(outcomes.AmazonError(None, f"{type(exc).__name__}: {exc}"),),
+                errors=(
+                    outcomes.AmazonError(
+                        None, f"{type(exc).__name__} from {_origin(request.url)}: {exc}"
+                    ),
+                ),
                 failure=(
                     outcomes.Failure.MALFORMED_BODY
                     if isinstance(exc, httpx.DecodingError)
@@ -538,3 +542,9 @@ def _check_marketplaces(region: Region, query: Query | None, json_body: Any) -> 
         if isinstance(listed, list):
             ids.extend(str(item) for item in listed)
     marketplaces.check_region(ids, region)
+
+
+def _origin(url: httpx.URL) -> str:
+    """Return the scheme, host and port of a URL, for messages about where a call went."""
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"

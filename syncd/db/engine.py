@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import NoSuchModuleError, OperationalError
+from sqlalchemy.exc import NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from syncd import errors
 from syncd.i18n import gettext as _
@@ -35,6 +35,36 @@ def with_default_driver(url: str | URL) -> URL:
     if "+" not in parsed.drivername and parsed.drivername in _DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=f"{parsed.drivername}+{_DEFAULT_DRIVERS[parsed.drivername]}")
     return parsed
+
+
+_SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+
+
+def check_database_url(url: str) -> None:
+    """Check that syncd can use the database a URL names: a supported kind, an installed driver.
+
+    Raises:
+        ValueError: with a message that names the problem and the fix.
+    """
+    parsed = with_default_driver(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        raise ValueError(_("PostgreSQL URLs start with postgresql://, not postgres://"))
+    if backend not in _SUPPORTED_BACKENDS:
+        raise ValueError(
+            _("syncd works with SQLite, PostgreSQL and MariaDB/MySQL, not {backend}").format(
+                backend=backend
+            )
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ImportError:
+        raise ValueError(
+            _("the driver {driver} is not installed; leave the driver out or use {default}").format(
+                driver=parsed.get_driver_name(),
+                default=f"{backend}+{_DEFAULT_DRIVERS.get(backend, 'pymysql')}",
+            )
+        ) from None
 
 
 def safe_url(url: str | URL) -> str:
@@ -71,6 +101,13 @@ def store_error(url: str | URL, exc: Exception) -> errors.StoreError:
         _("the operation failed ({error})").format(error=first_line),
         _("Check the database server's log for details."),
     )
+
+
+def database_error_reason(exc: SQLAlchemyError) -> str:
+    """Return the first line of the database's own message, without SQL or parameters."""
+    cause = getattr(exc, "orig", None)
+    text = str(cause if cause is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

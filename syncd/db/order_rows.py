@@ -17,8 +17,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import String, Table
+
+from syncd import errors
 from syncd.amazon.models.orders import Order, OrderItem, ProceedsBreakdown
 from syncd.crypto import Vault
+from syncd.db.models import ID_LENGTH, table_of
+from syncd.db.types import MONEY_LIMIT
+from syncd.db.models import Order as OrderModel
+from syncd.db.models import OrderItem as OrderItemModel
+from syncd.i18n import gettext as _
+from syncd.i18n import gettext_noop as N_
+
+_ORDERS = table_of(OrderModel)
+_ITEMS = table_of(OrderItemModel)
 
 # Breakdown types of an item's proceeds and the column each one fills.
 _BREAKDOWN_COLUMNS = {
@@ -155,7 +167,43 @@ def build_rows(order: Order, raw: dict[str, Any], vault: Vault) -> OrderRows:
         )
         for item in order.order_items
     ]
-    return OrderRows(_without_nul(row), items, pii)
+    row = _without_nul(row)
+    _check_lengths(order.order_id, row, _ORDERS)
+    for item_row in items:
+        _check_lengths(order.order_id, item_row, _ITEMS)
+    return OrderRows(row, items, pii)
+
+
+def _check_lengths(order_id: str, row: dict[str, Any], table: Table) -> None:
+    """Reject text longer than its column and amounts too large for theirs, on every database.
+
+    SQLite would store it, PostgreSQL and MariaDB would fail the page with a message that
+    does not always name the column.
+
+    Raises:
+        errors.RecordError: naming the column, the length and the limit.
+    """
+    for column in table.columns:
+        value = row.get(column.name)
+        if isinstance(value, Decimal) and abs(value) >= MONEY_LIMIT:
+            raise errors.RecordError(
+                N_("order"),
+                order_id[:ID_LENGTH],
+                _("{column} is {value}, too large for the column").format(
+                    column=column.name, value=value
+                ),
+            )
+        if not isinstance(value, str) or not isinstance(column.type, String):
+            continue
+        limit = column.type.length
+        if limit is not None and len(value) > limit:
+            raise errors.RecordError(
+                N_("order"),
+                order_id[:ID_LENGTH],
+                _("{column} is {length} characters long, but the column holds {limit}").format(
+                    column=column.name, length=len(value), limit=limit
+                ),
+            )
 
 
 def _without_nul(row: dict[str, Any]) -> dict[str, Any]:

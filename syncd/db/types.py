@@ -25,20 +25,23 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
+_MONEY_PRECISION = 18
 _MONEY_SCALE = 4
 _MONEY_QUANTUM = Decimal(1).scaleb(-_MONEY_SCALE)
+# The smallest amount DECIMAL(18, 4) cannot hold: 14 digits before the point.
+MONEY_LIMIT = Decimal(10) ** (_MONEY_PRECISION - _MONEY_SCALE)
 
 
 class Money(TypeDecorator[Decimal]):
     """An exact amount: DECIMAL(18, 4), or decimal text on SQLite."""
 
-    impl = Numeric(18, 4)
+    impl = Numeric(_MONEY_PRECISION, _MONEY_SCALE)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(32))
-        return dialect.type_descriptor(Numeric(18, 4))
+        return dialect.type_descriptor(Numeric(_MONEY_PRECISION, _MONEY_SCALE))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":

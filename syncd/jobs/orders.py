@@ -36,7 +36,7 @@ from syncd.amazon.orders import InvalidOrder, OrdersClient, OrdersPage, SearchOr
 from syncd.amazon.query import Query
 from syncd.db import accounts, cursors, leases, quarantine, runs
 from syncd.db.accounts import AccountRecord
-from syncd.db.engine import store_error
+from syncd.db.engine import database_error_reason, store_error
 from syncd.db.order_rows import OrderRows, build_rows, strip_pii
 from syncd.db.orders import StoreResult, store_orders
 from syncd.jobs.context import JobContext
@@ -418,8 +418,7 @@ def _store_one_by_one(
             savepoint.commit()
         except SQLAlchemyError as exc:
             savepoint.rollback()
-            cause = getattr(exc, "orig", None)
-            reason = str(cause if cause is not None else exc).splitlines()[0]
+            reason = database_error_reason(exc)
             failed.append(InvalidOrder(one.order_id, json.loads(one.order["raw_json"]), reason))
             continue
         total.new += result.new

@@ -347,7 +347,8 @@ def test_unreachable_host_is_retried_then_raised(
         )
 
     assert caught.value.status_code is None
-    assert "ConnectError" in caught.value.error_message
+    assert "ConnectError from http://127.0.0.1:9" in caught.value.error_message
+    assert "SYNCD_HTTPS_PROXY" in str(caught.value)
 
 
 # -- paging guards ------------------------------------------------------------------------------

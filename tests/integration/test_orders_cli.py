@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
-from syncd import cli
+from syncd import cli, cli_orders
 from syncd.crypto import generate_key
 from syncd.db.engine import create_db_engine
-from syncd.db.models import Account, Order, table_of
+from syncd.db import quarantine
+from syncd.db.models import Account, Order, Run, table_of
 from syncd.sandbox.server import SandboxServer
 from tests.integration.orders_support import DE, JP, US
 
@@ -210,6 +212,8 @@ def test_quarantine_retry_stores_the_fixed_order(
         },
     )
     assert cli.run(["once", "orders"]) == 0
+    once = capsys.readouterr()
+    assert "1 order could not be stored" in once.err
     assert cli.run(["quarantine", "list"]) == 0
     listed = capsys.readouterr().out
     assert document["orderId"] in listed
@@ -226,6 +230,74 @@ def test_quarantine_retry_stores_the_fixed_order(
         ids = set(connection.execute(select(table_of(Order).c.order_id)).scalars())
     engine.dispose()
     assert document["orderId"] in ids
+
+
+def test_quarantine_retry_hides_database_details(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _env = cli_env
+    _add(monkeypatch, "acme-eu", "eu", DE)
+    document = server.state.orders(REFRESH_TOKEN, marketplace_ids=[DE])[0]
+    engine = create_db_engine(_env["SYNCD_DATABASE_URL"])
+    with engine.begin() as connection:
+        account_id = connection.execute(select(table_of(Account).c.id)).scalar_one()
+        entry_id = quarantine.quarantine_record(
+            connection,
+            account_id=account_id,
+            stream="orders",
+            record_id=document["orderId"],
+            reason="first failure",
+            payload="{}",
+            now=server.state.now(),
+        )
+
+    def rejected(*args: object, **kwargs: object) -> None:
+        raise DataError("INSERT INTO syncd_order_items (raw_json) VALUES (?)", {}, Exception("bad"))
+
+    monkeypatch.setattr(cli_orders, "store_fetched_order", rejected)
+
+    assert cli.run(["quarantine", "retry", str(entry_id)]) == 1
+    err = capsys.readouterr().err
+    with engine.begin() as connection:
+        entry = quarantine.get_entry(connection, entry_id)
+    engine.dispose()
+    assert "still failing: bad" in err
+    assert "INSERT" not in err
+    assert entry is not None
+    assert entry.attempts == 2
+
+
+def test_quarantine_retry_names_a_missing_entry(
+    cli_env: tuple[SandboxServer, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.run(["quarantine", "retry", "--all"]) == 0
+    assert "Nothing is quarantined" in capsys.readouterr().out
+    assert cli.run(["quarantine", "retry", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "no quarantine entry 5" in err
+    assert "syncd quarantine list" in err
+
+
+def test_once_orders_checks_settings_first(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _add(monkeypatch, "acme-na", "na", US)
+    _add(monkeypatch, "acme-fe", "fe", JP)
+    capsys.readouterr()
+    monkeypatch.delenv("SYNCD_LWA_CLIENT_SECRET")
+
+    assert cli.run(["once", "orders"]) == 2
+    err = capsys.readouterr().err
+    engine = create_db_engine(cli_env[1]["SYNCD_DATABASE_URL"])
+    with engine.begin() as connection:
+        recorded = connection.execute(select(table_of(Run).c.id)).all()
+    engine.dispose()
+    assert err.count("SYNCD_LWA_CLIENT_SECRET") == 1
+    assert recorded == []
 
 
 def test_daemon_syncs_and_stops_on_sigterm(

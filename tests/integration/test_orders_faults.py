@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import DataError
 
 from syncd.db import accounts, quarantine, runs
 from syncd.db.models import Account, table_of
+from syncd.jobs import orders as orders_job
 from syncd.jobs.orders import run_orders
 from tests.integration.orders_support import CHECKPOINTS, DE, FR, IT, US, JobWorld
 
@@ -270,9 +272,7 @@ def test_run_is_recorded_and_next_run_scheduled(world: JobWorld) -> None:
     assert next_run >= world.ctx.now() + timedelta(seconds=world.ctx.settings.orders_interval - 5)
 
 
-def test_order_the_database_rejects_is_quarantined(world: JobWorld) -> None:
-    if world.ctx.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite does not enforce VARCHAR lengths, so it accepts the long SKU")
+def test_text_longer_than_its_column_is_quarantined(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
     document = _settled_order(world, "Atzr|acme-na", US)
     items = document["orderItems"]
@@ -286,7 +286,38 @@ def test_order_the_database_rejects_is_quarantined(world: JobWorld) -> None:
     summary = run_orders(world.ctx, account)
 
     stored = world.stored_orders(account)
+    with world.ctx.engine.begin() as connection:
+        entries = quarantine.list_entries(connection)
     assert summary.result == runs.SUCCEEDED, summary.error
     assert summary.orders_quarantined == 1
     assert document["orderId"] not in stored
     assert len(stored) == len(world.amazon_orders(account)) - 1
+    assert "seller_sku is 300 characters long" in entries[0].reason
+
+
+def test_order_the_database_rejects_is_quarantined(
+    world: JobWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = world.add_account("acme-na", "na", US)
+    rejected = _settled_order(world, "Atzr|acme-na", US)["orderId"]
+    real_store = orders_job.store_orders
+
+    def store_rejecting_one(connection: Any, account_id: int, batch: Any, now: Any) -> Any:
+        # As a database would: the statement with the bad row fails as a whole.
+        if any(rows.order_id == rejected for rows in batch):
+            raise DataError("INSERT INTO syncd_orders", {}, Exception("value out of range"))
+        return real_store(connection, account_id, batch, now)
+
+    monkeypatch.setattr(orders_job, "store_orders", store_rejecting_one)
+
+    summary = run_orders(world.ctx, account)
+
+    stored = world.stored_orders(account)
+    with world.ctx.engine.begin() as connection:
+        entries = quarantine.list_entries(connection)
+    assert summary.result == runs.SUCCEEDED, summary.error
+    assert summary.orders_quarantined == 1
+    assert rejected not in stored
+    assert len(stored) == len(world.amazon_orders(account)) - 1
+    assert [entry.record_id for entry in entries] == [rejected]
+    assert entries[0].reason == "value out of range"

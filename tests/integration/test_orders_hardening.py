@@ -95,8 +95,6 @@ def test_order_that_is_no_object_is_quarantined(
 
 
 def test_order_id_too_long_for_its_column(world: JobWorld) -> None:
-    if world.ctx.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite does not enforce VARCHAR lengths, so it stores the long id")
     account = world.add_account("acme-na", "na", US)
     long_id = "1" * 80
     world.sandbox.state.patch_order(

@@ -145,6 +145,15 @@ def test_invalid_grant_is_typed_and_remembered() -> None:
     assert len(lwa.forms) == 2
 
 
+def test_invalid_grant_names_the_command_to_fix_it() -> None:
+    lwa = FakeLwa([(400, {"error": "invalid_grant", "error_description": "revoked"})])
+
+    with pytest.raises(errors.InvalidGrantError) as caught:
+        _provider(lwa, FakeTime()).get()
+
+    assert "syncd account add acme-eu --replace" in str(caught.value)
+
+
 def test_invalid_client_is_typed_and_never_retried() -> None:
     lwa, clock = (
         FakeLwa(

@@ -215,6 +215,26 @@ def test_invalid_url_hides_its_password(
     assert "***" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("postgres://syncd@db.local/syncd", "not postgres://"),
+        ("mysql+mysqldb://root@db.local/syncd", "the driver mysqldb is not installed"),
+        ("oracle://scott@db.local/orcl", "not oracle"),
+    ],
+)
+def test_database_url_syncd_cannot_use_is_named(
+    monkeypatch: pytest.MonkeyPatch, url: str, hint: str
+) -> None:
+    monkeypatch.setenv("SYNCD_DATABASE_URL", url)
+
+    with pytest.raises(errors.SettingsError) as caught:
+        config.load_settings()
+
+    assert "SYNCD_DATABASE_URL" in str(caught.value)
+    assert hint in str(caught.value)
+
+
 def test_settings_repr_hides_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNCD_DATABASE_URL", "postgresql+psycopg://syncd:Db-Passw0rd@db/syncd")
     monkeypatch.setenv("SYNCD_HTTPS_PROXY", "http://user:Proxy-Passw0rd@proxy.local:3128")
