@@ -158,6 +158,17 @@ def finish_window(connection: Connection, cursor: Cursor, now: datetime) -> Curs
     if bound is None:
         raise errors.CursorError(cursor.stream, cursor.account_id, cursor.watermark, None)
     watermark = bound if cursor.watermark is None else max(cursor.watermark, bound)
+    return _close_window(connection, cursor, watermark, now)
+
+
+def abandon_window(connection: Connection, cursor: Cursor, now: datetime) -> Cursor:
+    """Close the open window without moving the watermark; the next run reads it again."""
+    return _close_window(connection, cursor, cursor.watermark, now)
+
+
+def _close_window(
+    connection: Connection, cursor: Cursor, watermark: datetime | None, now: datetime
+) -> Cursor:
     connection.execute(
         update(_TABLE)
         .where(_where(cursor))
@@ -172,23 +183,6 @@ def finish_window(connection: Connection, cursor: Cursor, now: datetime) -> Curs
         )
     )
     return Cursor(cursor.account_id, cursor.stream, watermark, None, None, None, None, None)
-
-
-def abandon_window(connection: Connection, cursor: Cursor, now: datetime) -> Cursor:
-    """Close the open window without moving the watermark; the next run reads it again."""
-    connection.execute(
-        update(_TABLE)
-        .where(_where(cursor))
-        .values(
-            window_after=None,
-            window_before=None,
-            page_query=None,
-            page_token=None,
-            page_token_at=None,
-            updated_at=now,
-        )
-    )
-    return Cursor(cursor.account_id, cursor.stream, cursor.watermark, None, None, None, None, None)
 
 
 def reset_cursors(connection: Connection, account_id: int) -> None:
