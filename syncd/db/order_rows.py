@@ -23,9 +23,9 @@ from syncd import errors
 from syncd.amazon.models.orders import Order, OrderItem, ProceedsBreakdown
 from syncd.crypto import Vault
 from syncd.db.models import ID_LENGTH, table_of
-from syncd.db.types import MONEY_LIMIT
 from syncd.db.models import Order as OrderModel
 from syncd.db.models import OrderItem as OrderItemModel
+from syncd.db.types import MONEY_LIMIT
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
 

@@ -17,8 +17,8 @@ from sqlalchemy.exc import DataError
 
 from syncd import cli, cli_orders
 from syncd.crypto import generate_key
-from syncd.db.engine import create_db_engine
 from syncd.db import quarantine
+from syncd.db.engine import create_db_engine
 from syncd.db.models import Account, Order, Run, table_of
 from syncd.sandbox.server import SandboxServer
 from tests.integration.orders_support import DE, JP, US
