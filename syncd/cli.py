@@ -7,14 +7,13 @@ from pathlib import Path
 
 import click
 from babel import Locale
-from rich.console import Console
 from rich.table import Table
 
 from syncd import __version__, cli_base, config, errors, i18n, logs
 from syncd.amazon import marketplaces
 from syncd.cli_accounts import account_group, key_group
 from syncd.cli_orders import once_group, quarantine_group, run_daemon, show_status
-from syncd.cli_support import load_settings
+from syncd.cli_support import create_console, load_settings
 from syncd.i18n import gettext as _
 from syncd.sandbox.cli import sandbox as sandbox_group
 
@@ -56,7 +55,7 @@ def list_marketplaces(ctx: click.Context) -> None:
             marketplace.region.upper(),
             marketplace.currency,
         )
-    Console().print(table)
+    create_console().print(table)
 
 
 @app.group("db", help=_("Manage syncd's own tables."))
@@ -95,10 +94,15 @@ for command in (
 
 @app.command(
     "demo",
-    short_help=_("Fetch demo sellers' orders from the local sandbox."),
+    short_help=_("Try syncd on the local sandbox with three demo sellers."),
     help=_(
-        "Start the local sandbox and fetch three demo sellers' orders (US; DE, FR, IT; JP) "
-        "through syncd's SP-API client. Needs no settings and no network."
+        "Try syncd without settings or an Amazon account. The demo starts the local sandbox "
+        "on free loopback ports, creates the SQLite database syncd-demo.sqlite3 in the current "
+        "folder (anew on every run) and adds three demo sellers: North America (US), Europe "
+        "(DE, FR, IT) and the Far East (JP). It runs the orders job, which fetches the last 30 "
+        "days, and lets the sandbox create and change orders. Then it runs the job again, "
+        "which fetches only what changed, and prints the stored orders per marketplace and "
+        "status, the API calls used and the time taken."
     ),
 )
 @click.option("--verbose", is_flag=True, help=_("Also print the log lines of the run."))
@@ -109,7 +113,7 @@ def demo(ctx: click.Context, verbose: bool) -> None:
     settings = load_settings(ctx)
     if not verbose:
         logs.configure_logging(settings.log_format, "warning")
-    demo_module.run_demo(Console(), settings)
+    demo_module.run_demo(create_console(), settings)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -120,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
         click.echo(_("Aborted."), err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        cli_base.show_error(exc)
         return exc.exit_code
     except errors.ConfigError as exc:
         click.echo(str(exc), err=True)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TextIO
-
 import click
 from pydantic import SecretStr
-from rich.console import Console
 from rich.table import Table
 
 from syncd import cli_base, crypto, errors
 from syncd.amazon import marketplaces
 from syncd.amazon.clock import utc_now
 from syncd.amazon.orders import INCLUDED_DATA, PII_DATASETS
-from syncd.cli_support import load_settings, marketplace_label, open_database
+from syncd.cli_support import create_console, load_settings, marketplace_label, open_database
 from syncd.crypto import Vault
 from syncd.db import accounts
 from syncd.i18n import gettext as _
@@ -21,6 +18,11 @@ from syncd.i18n import gettext as _
 # What an account asks Amazon for unless told otherwise: status and shipping, money,
 # promotions, cancellations and packages. Buyer data needs Amazon's restricted roles.
 DEFAULT_INCLUDED_DATA = ("FULFILLMENT", "PROCEEDS", "PROMOTION", "CANCELLATION", "PACKAGES")
+# LWA refresh tokens start with this; access tokens start with "Atza|".
+REFRESH_TOKEN_PREFIX = "Atzr|"
+# How much of a rejected token an error message shows: enough to tell an access token or a
+# client secret apart, too little to use.
+_SHOWN_TOKEN_CHARACTERS = 5
 
 
 @click.group(
@@ -55,13 +57,73 @@ def _included_data(value: str, with_pii: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _read_token(stream: TextIO, name: str) -> SecretStr:
-    token = stream.read().strip()
-    if not token:
-        raise errors.AccountError(name, _("the refresh token file is empty"))
-    if any(char.isspace() for char in token):
+def _token_source(path: str) -> str:
+    """Name where the refresh token was read from, for error messages."""
+    return _("standard input") if path == "-" else _("file '{path}'").format(path=path)
+
+
+def _read_token_text(path: str, name: str) -> str:
+    """Return the text of the refresh token file, or of standard input for ``-``.
+
+    The option's type has already checked that the file exists, is no directory and is
+    readable. Opening it can still fail if the file changes in between.
+    """
+    try:
+        # utf-8-sig drops the byte order mark that some Windows editors write.
+        with click.open_file(path, encoding="utf-8-sig") as stream:
+            text: str = stream.read()
+    except UnicodeDecodeError as exc:
         raise errors.AccountError(
-            name, _("the refresh token file must hold the token alone, on one line")
+            name,
+            _("{source} is not UTF-8 text, so it holds no refresh token").format(
+                source=_token_source(path)
+            ),
+        ) from exc
+    except OSError as exc:
+        raise click.BadParameter(
+            _("cannot read file '{file}': {reason}").format(
+                file=path,
+                reason=exc.strerror or exc,  # the operating system's text
+            ),
+            param_hint="--refresh-token-file",
+        ) from exc
+    return text
+
+
+def _read_token(path: str, name: str) -> SecretStr:
+    """Read and check the refresh token. Error messages never show more than its start.
+
+    Raises:
+        errors.AccountError: the input is empty, contains more than one word, or contains no
+            LWA refresh token.
+    """
+    from_stdin = path == "-"
+    token = _read_token_text(path, name).lstrip("\ufeff").strip()
+    if not token:
+        reason = (
+            _("standard input is empty") if from_stdin else _("the refresh token file is empty")
+        )
+        raise errors.AccountError(name, reason)
+    if any(char.isspace() for char in token):
+        reason = (
+            _("standard input must hold the refresh token alone, on one line")
+            if from_stdin
+            else _("the refresh token file must hold the token alone, on one line")
+        )
+        raise errors.AccountError(name, reason)
+    if not token.startswith(REFRESH_TOKEN_PREFIX):
+        raise errors.AccountError(
+            name,
+            _(
+                "the text read from {source} starts with {start!r} and is {length} characters "
+                "long, but an LWA refresh token starts with Atzr|. Paste the refresh token of "
+                "the app authorization in Seller Central, not the access token (Atza|…) or the "
+                "LWA client secret"
+            ).format(
+                source=_token_source(path),
+                start=token[:_SHOWN_TOKEN_CHARACTERS],
+                length=len(token),
+            ),
         )
     return SecretStr(token)
 
@@ -74,7 +136,7 @@ def _read_token(stream: TextIO, name: str) -> SecretStr:
         "could see it."
     ),
 )
-@click.argument("name")
+@click.argument("name", metavar=_("NAME"))
 @click.option(
     "--region",
     type=click.Choice(["na", "eu", "fe"]),
@@ -86,12 +148,14 @@ def _read_token(stream: TextIO, name: str) -> SecretStr:
     "marketplace_values",
     multiple=True,
     required=True,
-    metavar=_("ID"),
+    metavar=_("MARKETPLACE"),
     help=_("Marketplace id or country code (such as DE); repeat for several."),
 )
 @click.option(
     "--refresh-token-file",
-    type=click.File("r", encoding="utf-8"),
+    # The type reports a missing, unreadable or directory path in the operator's language,
+    # where click.File would pass on the operating system's English text.
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     required=True,
     metavar=_("FILE"),
     help=_("File holding the LWA refresh token; - reads standard input."),
@@ -120,7 +184,7 @@ def add_account(  # noqa: PLR0917 - click passes every option as an argument
     name: str,
     region: marketplaces.Region,
     marketplace_values: tuple[str, ...],
-    refresh_token_file: TextIO,
+    refresh_token_file: str,
     included_data: str,
     with_pii: bool,
     replace: bool,
@@ -177,11 +241,11 @@ def list_accounts(ctx: click.Context) -> None:
             ", ".join(record.included_data),
             account_state_label(record.status),
         )
-    Console().print(table)
+    create_console().print(table)
 
 
 @account_group.command("remove", help=_("Remove an account with its checkpoints and orders."))
-@click.argument("name")
+@click.argument("name", metavar=_("NAME"))
 @click.option("--yes", is_flag=True, help=_("Do not ask for confirmation."))
 @click.pass_context
 def remove_account(ctx: click.Context, name: str, yes: bool) -> None:
@@ -189,11 +253,10 @@ def remove_account(ctx: click.Context, name: str, yes: bool) -> None:
     with open_database(settings) as engine:
         with engine.begin() as connection:
             accounts.get_account(connection, name)
-        if not yes:
-            click.confirm(
-                _("Remove account {name} and every order syncd stored for it?").format(name=name),
-                abort=True,
-            )
+        question = _("Remove account {name} and every order syncd stored for it?")
+        if not yes and not click.confirm(question.format(name=name)):
+            click.echo(_("Nothing removed: account {name} is kept.").format(name=name), err=True)
+            ctx.exit(1)
         with engine.begin() as connection:
             removed = accounts.remove_account(connection, name)
     click.echo(_("Account {name} removed, with {count} orders.").format(name=name, count=removed))

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from types import FrameType
 
 import click
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,6 +16,7 @@ from syncd import cli_base, errors
 from syncd.amazon.clock import utc_now
 from syncd.cli_accounts import account_state_label
 from syncd.cli_support import (
+    create_console,
     format_duration,
     format_time,
     load_settings,
@@ -186,7 +186,7 @@ def show_status(ctx: click.Context) -> None:
     if not statuses:
         click.echo(_("No accounts yet; add one with 'syncd account add'."))
         return
-    console = Console()
+    console = create_console()
     accounts_table = Table(
         _("Account"),
         _("State"),
@@ -280,7 +280,7 @@ def list_quarantine(ctx: click.Context, show_all: bool) -> None:
             format_time(entry.created_at),
             entry.reason if entry.status == quarantine.OPEN else _("(resolved)"),
         )
-    Console().print(table)
+    create_console().print(table)
 
 
 @quarantine_group.command(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import click
 from babel.dates import format_timedelta
-from sqlalchemy import Engine
+from rich.console import Console
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import config, errors, i18n, logs
@@ -16,6 +21,12 @@ from syncd.amazon import marketplaces
 from syncd.db import migrate
 from syncd.db.engine import create_db_engine, safe_url, store_error
 from syncd.i18n import gettext as _
+
+# Width of tables written to a pipe or a file, where rich would otherwise assume 80 columns
+# and cut the headers. $COLUMNS, when set, wins.
+PIPE_WIDTH = 160  # columns
+# A number directly followed by its unit, as CLDR writes Chinese durations ("3分钟").
+_NUMBER_BEFORE_UNIT = re.compile(r"(?<=\d)(?=[^\s\d.,])")
 
 
 def load_settings(ctx: click.Context) -> config.Settings:
@@ -41,6 +52,18 @@ def open_database(settings: config.Settings) -> Iterator[Engine]:
     Raises:
         errors.StoreError: the database is unreachable or needs ``syncd db upgrade``.
     """
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # Connecting would create an empty file, which a later run would take for a new
+        # installation; only 'db upgrade' creates the database.
+        raise errors.StoreError(
+            safe_url(settings.database_url),
+            _("the SQLite file {path} does not exist").format(path=missing),
+            _(
+                "Check the path in SYNCD_DATABASE_URL (sqlite:/// plus a relative path, "
+                "sqlite://// plus an absolute one). {upgrade}"
+            ).format(upgrade=_upgrade_hint()),
+        )
     engine = create_db_engine(settings.database_url)
     try:
         try:
@@ -49,16 +72,39 @@ def open_database(settings: config.Settings) -> Iterator[Engine]:
             raise store_error(settings.database_url, exc) from exc
         head = migrate.head_revision(settings.database_url)
         if current != head:
-            raise errors.StoreError(
-                safe_url(settings.database_url),
-                _("the schema is at revision {current}, not {head}").format(
-                    current=current or _("(empty)"), head=head
-                ),
-                _("Run 'syncd db upgrade' first."),
+            problem = (
+                _("the database has no syncd tables yet")
+                if current is None
+                else _("the schema is at revision {current}, not {head}").format(
+                    current=current, head=head
+                )
             )
+            raise errors.StoreError(safe_url(settings.database_url), problem, _upgrade_hint())
         yield engine
     finally:
         engine.dispose()
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """Return the path of a SQLite database file that does not exist, else None."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return None  # a SQLite URI names its file in its own syntax
+    path = Path(database)
+    return None if path.exists() else path
+
+
+def _upgrade_hint() -> str:
+    """Tell the operator to run 'syncd db upgrade', with the env file this command read."""
+    ctx = click.get_current_context(silent=True)
+    env_file = (ctx.find_root().obj or {}).get("env_file") if ctx is not None else None
+    if env_file is None:
+        return _("Run 'syncd db upgrade' first.")
+    command = f"syncd --env-file {shlex.quote(str(env_file))} db upgrade"
+    return _("Run this first: {command}").format(command=command)
 
 
 def marketplace_label(marketplace_id: str) -> str:
@@ -69,11 +115,33 @@ def marketplace_label(marketplace_id: str) -> str:
         return marketplace_id
 
 
+def create_console() -> Console:
+    """Return a rich console for tables on standard output.
+
+    On a terminal rich fits the output to the terminal's width. Written to a pipe or a file,
+    the output is :data:`PIPE_WIDTH` columns wide, or ``$COLUMNS`` when that is set, so that
+    headers such as "Quarantined" are not cut.
+    """
+    console = Console()
+    if console.is_terminal:
+        return console
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH)
+
+
 def format_duration(value: timedelta | None) -> str:
-    """Format a duration in the operator's language, such as "3 minutes" or "3分钟"."""
+    """Format a duration in the operator's language, such as "3 minutes" or "3 分钟"."""
     if value is None:
         return "-"
-    return str(format_timedelta(value, locale=i18n.active_language(), threshold=2))
+    language = i18n.active_language()
+    # CLDR's long Chinese form writes seconds as 秒钟, but syncd's other text writes 秒. The
+    # short form differs from the long one only there, and English keeps the long form.
+    text = str(
+        format_timedelta(
+            value, locale=language, threshold=2, format="short" if language == "zh_CN" else "long"
+        )
+    )
+    return _NUMBER_BEFORE_UNIT.sub(" ", text)
 
 
 def format_time(value: datetime | None, *, short: bool = False) -> str:

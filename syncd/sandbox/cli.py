@@ -117,7 +117,7 @@ def sandbox() -> None:
     "--marketplace",
     "marketplace_ids",
     multiple=True,
-    metavar=_("ID"),
+    metavar=_("MARKETPLACE"),
     help=_("Marketplace id the sellers sell in; repeat for several (default: every marketplace)."),
 )
 @click.option(
@@ -134,14 +134,14 @@ def sandbox() -> None:
     "--client-id",
     default=DEFAULT_CLIENT_ID,
     show_default=True,
-    metavar=_("ID"),
+    metavar=_("CLIENT_ID"),
     help=_("LWA client id the token endpoint accepts."),
 )
 @click.option(
     "--client-secret",
     default=DEFAULT_CLIENT_SECRET,
     show_default=True,
-    metavar=_("SECRET"),
+    metavar=_("CLIENT_SECRET"),
     help=_("LWA client secret the token endpoint accepts."),
 )
 @click.option("--no-client-check", is_flag=True, help=_("Accept any LWA client id and secret."))
@@ -166,7 +166,7 @@ def sandbox() -> None:
     "--fault",
     "fault_rules",
     multiple=True,
-    metavar=_("JSON"),
+    metavar=_("RULE"),
     help=_(
         "Fault rule as a JSON object, for example "
         '{"kind": "throttle", "operation": "searchOrders", "count": 3}; repeat for several.'
@@ -274,15 +274,21 @@ def _start_error_message(error: server.SandboxStartError) -> str:
 
 
 def print_settings(sandbox_server: server.SandboxServer) -> None:
-    """Print the heading and the SYNCD_* lines that point syncd at a running sandbox."""
+    """Print the SYNCD_* lines that point syncd at a running sandbox, and what to do next.
+
+    Only the settings lines go to standard output, so that ``syncd sandbox serve >
+    sandbox.env`` writes a valid env file. The sentences around them go to standard error.
+    """
     click.echo(
-        _("The SP-API sandbox is running. These settings point syncd's SP-API client at it:")
+        _("The SP-API sandbox is running. These settings point syncd's SP-API client at it:"),
+        err=True,
     )
     for key, value in sandbox_server.settings_env().items():
         click.echo(f"{key}={value}")
     click.echo(
         _(
             "Any refresh token is accepted; each one is a different seller. Control API: {url}"
-        ).format(url=sandbox_server.base_urls["na"] + "/_sandbox/")
+        ).format(url=sandbox_server.base_urls["na"] + "/_sandbox/"),
+        err=True,
     )
-    click.echo(_("Press Ctrl+C to stop."))
+    click.echo(_("Press Ctrl+C to stop."), err=True)

@@ -189,8 +189,39 @@ def test_commands_need_a_migrated_database(
 ) -> None:
     monkeypatch.setenv("SYNCD_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
 
+    (tmp_path / "empty.db").touch()
+
     assert cli.run(["status"]) == 1
-    assert "syncd db upgrade" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no syncd tables yet" in err
+    assert "Run 'syncd db upgrade' first." in err
+
+
+def test_a_missing_sqlite_file_is_not_created(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A mistyped path must not leave an empty database behind that later looks like a new
+    # installation; only 'db upgrade' creates the file.
+    monkeypatch.setenv("SYNCD_DATABASE_URL", f"sqlite:///{tmp_path}/typo.db")
+
+    assert cli.run(["account", "list"]) == 1
+    err = capsys.readouterr().err
+    assert f"the SQLite file {tmp_path}/typo.db does not exist" in err
+    assert "syncd db upgrade" in err
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_the_upgrade_hint_names_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env_file = tmp_path / "my settings.env"
+    env_file.write_text(f"SYNCD_DATABASE_URL=sqlite:///{tmp_path}/empty.db\n")
+    (tmp_path / "empty.db").touch()
+    monkeypatch.delenv("SYNCD_DATABASE_URL", raising=False)
+
+    assert cli.run(["--env-file", str(env_file), "status"]) == 1
+    err = capsys.readouterr().err
+    assert f"Run this first: syncd --env-file '{env_file}' db upgrade" in err
 
 
 def test_quarantine_retry_stores_the_fixed_order(

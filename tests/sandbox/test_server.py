@@ -177,13 +177,7 @@ def test_cli_serve_prints_settings_and_stops_on_sigterm() -> None:
         env=env,
     )
     try:
-        lines = []
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if "Ctrl+C" in line:
-                break
-        settings = dict(line.split("=", 1) for line in lines if line.startswith("SYNCD_"))
+        settings = _read_settings(process)
         token = httpx.post(
             settings["SYNCD_LWA_TOKEN_URL"],
             data={
@@ -195,13 +189,16 @@ def test_cli_serve_prints_settings_and_stops_on_sigterm() -> None:
             timeout=5,
         )
         process.send_signal(signal.SIGTERM)
-        exit_code = process.wait(timeout=10)
+        remaining_stdout, stderr = process.communicate(timeout=10)
+        exit_code = process.returncode
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
-    assert lines[0].startswith("The SP-API sandbox is running")
+    assert remaining_stdout == ""
+    assert stderr.startswith("The SP-API sandbox is running")
+    assert "Ctrl+C" in stderr
     assert set(settings) == SETTING_KEYS
     assert settings["SYNCD_ENVIRONMENT"] == "sandbox"
     assert token.status_code == 200
@@ -328,11 +325,11 @@ def test_cli_help_has_named_placeholders() -> None:
         ("--token-lifetime", "SECONDS"),
         ("--orders-per-marketplace", "N"),
         ("--history-days", "DAYS"),
-        ("--marketplace", "ID"),
-        ("--client-id", "ID"),
-        ("--client-secret", "SECRET"),
+        ("--marketplace", "MARKETPLACE"),
+        ("--client-id", "CLIENT_ID"),
+        ("--client-secret", "CLIENT_SECRET"),
         ("--clock-offset", "SECONDS"),
-        ("--fault", "JSON"),
+        ("--fault", "RULE"),
     ]:
         assert f"{option} {placeholder} " in result.output
     for type_name in ("INTEGER", "TEXT", "FLOAT", "RANGE", "None"):
@@ -494,10 +491,11 @@ def test_cli_stops_quietly_during_slow_request(stop_signal: signal.Signals) -> N
 def _read_settings(process: subprocess.Popen[str]) -> dict[str, str]:
     assert process.stdout is not None
     settings: dict[str, str] = {}
+    # Standard output carries only the settings lines (an env file); the prose goes to
+    # standard error.
     for line in process.stdout:
-        if line.startswith("SYNCD_"):
-            key, value = line.rstrip("\n").split("=", 1)
-            settings[key] = value
-        if "Ctrl+C" in line:
+        key, _, value = line.rstrip("\n").partition("=")
+        settings[key] = value
+        if set(settings) >= SETTING_KEYS:
             return settings
     raise AssertionError("the sandbox exited before printing its settings")
