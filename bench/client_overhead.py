@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import sys
 import threading
 import time
@@ -24,14 +22,16 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from syncd import config, logs
-from syncd.amazon.client import SellerAccount, SpApiClient
-from syncd.amazon.orders import OrdersClient, SearchOrdersQuery
-from syncd.sandbox.external import ExternalSandbox
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from bench.results import EU_MARKETPLACES, section_header, write_section  # noqa: E402
+from syncd import config, logs  # noqa: E402
+from syncd.amazon.client import SellerAccount, SpApiClient  # noqa: E402
+from syncd.amazon.orders import OrdersClient, SearchOrdersQuery  # noqa: E402
+from syncd.sandbox.external import ExternalSandbox  # noqa: E402
+
 SECTION = "## Client overhead (bench/client_overhead.py)"
-EU_MARKETPLACES = ("A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
 REFRESH_TOKEN = "Atzr|bench-seller"
 
 
@@ -120,27 +120,10 @@ def run(requests: int, threads: int) -> list[Measurement]:
         return results
 
 
-def machine() -> str:
-    """Describe the machine: CPU model, cores, Python."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text(encoding="utf-8"))
-        if found:
-            model = found.group(1).strip()
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
-    )
-
-
 def render(results: list[Measurement], command: str) -> str:
     """Return the Markdown section of RESULTS.md."""
     lines = [
-        SECTION,
-        "",
-        f"- Command: `{command}`",
-        f"- Machine: {machine()}",
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d')}",
+        *section_header(SECTION, command, with_revision=False),
         (
             "- Sandbox: separate process, quotas off, seed 11, "
             "300 orders per marketplace (DE, FR, IT)."
@@ -157,18 +140,6 @@ def render(results: list[Measurement], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md, keeping the others."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(section + "\n", text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + section
-    )
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> int:
     """Run the benchmark and print (and record) its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -183,7 +154,7 @@ def main() -> int:
     section = render(results, command.strip())
     print(section)
     if not args.no_write:
-        write(section)
+        write_section(SECTION, section)
     return 0
 
 
