@@ -13,7 +13,7 @@ import structlog
 from pydantic import SecretStr
 
 from syncd import errors, logs
-from syncd.amazon.client import SpApiClient
+from syncd.amazon.client import CallRecord, SpApiClient
 from syncd.amazon.clock import utc_now
 from syncd.amazon.operations import GET_ORDER, SEARCH_ORDERS, Operation
 from syncd.amazon.orders import OrdersClient, SearchOrdersQuery
@@ -549,14 +549,14 @@ def test_threads_sharing_a_bucket_keep_the_time_budget(
     orders = OrdersClient(client, make_account("na", US))
     orders.get_order(_first_order_id(server, US))  # learn the clock and the token first
     server.state.add_fault({"kind": "throttle", "operation": "searchOrders"})
-    first_waits: dict[int, float] = {}
-    client.add_listener(
-        lambda record: (
-            first_waits.setdefault(threading.get_ident(), record.quota_wait_seconds)
-            if record.attempt == 1
-            else None
-        )
-    )
+    # Per thread, not per thread id: Python reuses the id of a thread that has ended.
+    first_wait = threading.local()
+
+    def remember_first_wait(record: CallRecord) -> None:
+        if record.attempt == 1:
+            first_wait.seconds = record.quota_wait_seconds
+
+    client.add_listener(remember_first_wait)
     retry_times: list[float] = []
 
     def search() -> None:
@@ -564,7 +564,7 @@ def test_threads_sharing_a_bucket_keep_the_time_budget(
         query = SearchOrdersQuery((US,), last_updated_after=utc_now() - timedelta(days=1))
         with pytest.raises(errors.ThrottledError):
             list(orders.search_orders(query))
-        retry_times.append(time.monotonic() - started - first_waits[threading.get_ident()])
+        retry_times.append(time.monotonic() - started - first_wait.seconds)
 
     threads = [threading.Thread(target=search) for _ in range(6)]
     for thread in threads:
