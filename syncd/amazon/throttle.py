@@ -5,13 +5,19 @@ sustained rate in requests per second and a burst. syncd keeps one bucket per (a
 region, operation), seeded with Amazon's default plan and corrected whenever a response
 carries ``x-amzn-RateLimit-Limit``. A caller takes a token before each request; when the
 bucket is empty it sleeps until the next token is due.
+
+Amazon's bucket outlives the process. When a process gives an account up, it saves the
+levels of the account's buckets (:meth:`BucketRegistry.levels`), and the next process that
+takes the account starts from them (:meth:`BucketRegistry.restore`) instead of from a full
+burst that Amazon would answer with 429.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from syncd.amazon.clock import monotonic
@@ -47,6 +53,16 @@ DEFAULT_PLANS: dict[str, UsagePlan] = {
     "listTransactions": UsagePlan(0.5, 10),
     "getMarketplaceParticipations": UsagePlan(0.016, 15),
 }
+
+
+@dataclass(frozen=True)
+class BucketLevel:
+    """A bucket's tokens and rate at one moment, as saved for the next process."""
+
+    tokens: float  # below zero while callers are queued for tokens
+    rate: float  # requests per second
+
+
 MIN_RATE = 0.0001  # requests per second
 MAX_RATE = 1000.0  # requests per second
 # An operation without a known plan gets a cautious one until a header reports the real rate.
@@ -156,6 +172,18 @@ class TokenBucket:
             self._rate = rate
             return True
 
+    def level(self) -> BucketLevel:
+        """Return the tokens in the bucket now and its rate."""
+        with self._lock:
+            self._refill(self._clock())
+            return BucketLevel(self._tokens, self._rate)
+
+    def lower_to(self, tokens: float) -> None:
+        """Hold at most ``tokens`` (capped at the burst); a lower level is kept."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self._tokens, self._burst, tokens)
+
     def drain(self) -> None:
         """Empty the bucket after a 429, so the next request waits a full refill interval."""
         with self._lock:
@@ -189,6 +217,37 @@ class BucketRegistry:
                 found = TokenBucket(plan, clock=self._clock, sleep=self._sleep)
                 self._buckets[key] = found
             return found
+
+    def levels(self, account: str, region: str) -> dict[str, BucketLevel]:
+        """Return the level of each bucket this process has for the account, by operation."""
+        with self._lock:
+            found = {
+                operation: bucket
+                for (owner, bucket_region, operation), bucket in self._buckets.items()
+                if owner == account and bucket_region == region
+            }
+        return {operation: bucket.level() for operation, bucket in found.items()}
+
+    def restore(
+        self,
+        account: str,
+        region: str,
+        levels: Mapping[str, BucketLevel],
+        age_seconds: float,
+    ) -> None:
+        """Start from levels another process saved ``age_seconds`` ago.
+
+        Each level is refilled for its age at its rate. A bucket never rises above its level
+        in this process, and a level whose rate is out of bounds or whose tokens are not a
+        finite number is ignored.
+        """
+        age = max(0.0, age_seconds)
+        for operation, saved in levels.items():
+            if not (MIN_RATE <= saved.rate <= MAX_RATE) or not math.isfinite(saved.tokens):
+                continue
+            bucket = self.bucket(account, region, operation)
+            bucket.update_rate(saved.rate)
+            bucket.lower_to(saved.tokens + age * saved.rate)
 
     def observe_rate_limit(
         self, account: str, region: str, operation: str, header: str | None

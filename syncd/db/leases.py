@@ -12,13 +12,19 @@ clock is the one host's clock.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
+from syncd.amazon.throttle import BucketLevel
 from syncd.db.models import Lease, table_of
+from syncd.logs import get_logger
 
 _TABLE = table_of(Lease)
+log = get_logger(__name__)
 
 
 def database_now(connection: Connection) -> datetime:
@@ -99,3 +105,44 @@ def lease_owner(connection: Connection, account_id: int) -> str | None:
     if row.expires_at < database_now(connection):
         return None
     return str(row.owner)
+
+
+def save_quota_levels(
+    connection: Connection, account_id: int, owner: str, levels: Mapping[str, BucketLevel]
+) -> None:
+    """Keep the account's quota levels on its lease row, if the lease is still ours."""
+    if not levels:
+        return
+    text = json.dumps({operation: asdict(level) for operation, level in sorted(levels.items())})
+    connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.account_id == account_id, _TABLE.c.owner == owner)
+        .values(quota_levels=text, quota_saved_at=database_now(connection))
+    )
+
+
+def load_quota_levels(
+    connection: Connection, account_id: int
+) -> tuple[dict[str, BucketLevel], float] | None:
+    """Return the saved quota levels and their age in seconds, or None when there are none.
+
+    Levels that cannot be read are logged and ignored: the buckets then start from Amazon's
+    default plans, as they would without saved levels.
+    """
+    row = connection.execute(
+        select(_TABLE.c.quota_levels, _TABLE.c.quota_saved_at).where(
+            _TABLE.c.account_id == account_id
+        )
+    ).first()
+    if row is None or row.quota_levels is None or row.quota_saved_at is None:
+        return None
+    try:
+        levels = {
+            str(operation): BucketLevel(float(saved["tokens"]), float(saved["rate"]))
+            for operation, saved in json.loads(row.quota_levels).items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("quota_levels_unreadable", account_id=account_id, error=str(exc))
+        return None
+    age = (database_now(connection) - row.quota_saved_at).total_seconds()
+    return levels, age

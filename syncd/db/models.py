@@ -99,6 +99,9 @@ class Lease(Base):
     owner: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     renewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Amazon's quota buckets of the account as the last holder left them, for the next one.
+    quota_levels: Mapped[str | None] = mapped_column(Text)
+    quota_saved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Checkpoint(Base):

@@ -11,6 +11,7 @@ import threading
 from datetime import timedelta
 from types import TracebackType
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.db import leases
@@ -32,9 +33,23 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> bool:
-        """Take the lease; False when another process holds it."""
+        """Take the lease; False when another process holds it.
+
+        With the lease come the quota levels its last holder saved, so that this process
+        does not spend a burst that Amazon's bucket no longer has.
+        """
         with self.ctx.engine.begin() as connection:
-            return leases.acquire_lease(connection, self.account.id, self.ctx.owner, self.ttl)
+            if not leases.acquire_lease(connection, self.account.id, self.ctx.owner, self.ttl):
+                return False
+            saved = leases.load_quota_levels(connection, self.account.id)
+        if saved is not None:
+            levels, age = saved
+            self.ctx.client.buckets.restore(self.account.name, self.account.region, levels, age)
+        return True
+
+    def _save_quota_levels(self, connection: Connection) -> None:
+        levels = self.ctx.client.buckets.levels(self.account.name, self.account.region)
+        leases.save_quota_levels(connection, self.account.id, self.ctx.owner, levels)
 
     def __enter__(self) -> LeaseKeeper:
         self._thread = threading.Thread(
@@ -60,6 +75,7 @@ class LeaseKeeper:
         """Give the lease back; when the database fails, let the lease expire by itself."""
         try:
             with self.ctx.engine.begin() as connection:
+                self._save_quota_levels(connection)
                 leases.release_lease(connection, self.account.id, self.ctx.owner)
         except SQLAlchemyError as exc:
             log.error(
@@ -76,6 +92,8 @@ class LeaseKeeper:
             try:
                 with self.ctx.engine.begin() as connection:
                     kept = leases.renew_lease(connection, self.account.id, self.ctx.owner, self.ttl)
+                    # Saved with every beat too, for the next holder if this process dies.
+                    self._save_quota_levels(connection)
             except SQLAlchemyError as exc:
                 # The next beat tries again; the job's own renewal decides whether it may write.
                 log.warning(

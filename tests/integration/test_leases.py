@@ -13,10 +13,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 
+from syncd import config
 from syncd.crypto import Vault, generate_key
 from syncd.db import accounts, leases
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Lease, table_of
+from syncd.jobs.context import build_context
 from syncd.jobs.leasing import LeaseKeeper
 from syncd.scheduler import Dispatcher
 from tests.integration.orders_support import US, JobWorld
@@ -162,3 +164,47 @@ def test_dispatcher_frees_slot_when_release_fails(
         assert dispatcher.running == {}
     finally:
         dispatcher.pool.shutdown(wait=True)
+
+
+def test_quota_levels_follow_the_lease_to_the_next_process(world: JobWorld) -> None:
+    # Amazon's bucket belongs to the seller, not to the process: one that takes the account
+    # over must not start from a full burst that the previous one has spent.
+    account = world.add_account("acme-na", "na", US)
+    first = LeaseKeeper(world.ctx, account)
+    assert first.acquire()
+    with first:
+        bucket = world.ctx.client.buckets.bucket(account.name, "na", "searchOrders")
+        for _ in range(20):
+            bucket.reserve()
+        world.ctx.client.buckets.bucket(account.name, "na", "getOrder").update_rate(0.25)
+
+    second_ctx = build_context(config.load_settings())
+    try:
+        second = LeaseKeeper(second_ctx, account)
+        assert second.acquire()
+        second.release()
+        levels = second_ctx.client.buckets.levels(account.name, "na")
+    finally:
+        second_ctx.close()
+
+    assert second_ctx.owner != world.ctx.owner
+    assert levels["searchOrders"].tokens < 1.0
+    assert levels["getOrder"].rate == 0.25
+
+
+def test_unreadable_saved_levels_are_ignored(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            update(LEASES)
+            .where(LEASES.c.account_id == account.id)
+            .values(quota_levels="{not json", quota_saved_at=datetime.now(UTC))
+        )
+    keeper = LeaseKeeper(world.ctx, account)
+
+    with structlog.testing.capture_logs() as logs:
+        assert keeper.acquire()
+    keeper.release()
+
+    assert world.ctx.client.buckets.levels(account.name, "na") == {}
+    assert [entry["event"] for entry in logs] == ["quota_levels_unreadable"]

@@ -9,6 +9,7 @@ import pytest
 from syncd.amazon.throttle import (
     DEFAULT_PLANS,
     FALLBACK_PLAN,
+    BucketLevel,
     BucketRegistry,
     TokenBucket,
     UsagePlan,
@@ -162,3 +163,65 @@ def test_refund_restores_a_token() -> None:
     bucket.refund()
 
     assert bucket.acquire() == 0.0
+
+
+def _registry(time: FakeTime, plan: UsagePlan) -> BucketRegistry:
+    return BucketRegistry({"searchOrders": plan}, clock=time.monotonic, sleep=time.sleep)
+
+
+def test_levels_report_each_bucket_of_the_account() -> None:
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+    bucket = registry.bucket("acme", "eu", "searchOrders")
+    for _ in range(7):
+        bucket.acquire()
+    registry.bucket("other", "eu", "searchOrders").acquire()
+
+    levels = registry.levels("acme", "eu")
+
+    assert levels == {"searchOrders": BucketLevel(tokens=pytest.approx(3.0), rate=0.5)}
+
+
+def test_restored_level_refills_for_the_time_since_it_was_saved() -> None:
+    # Another process left Amazon's bucket empty 4 s ago; at 0.5/s two tokens are back.
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+
+    registry.restore("acme", "eu", {"searchOrders": BucketLevel(0.0, 0.5)}, age_seconds=4.0)
+    bucket = registry.bucket("acme", "eu", "searchOrders")
+    waits = [bucket.acquire() for _ in range(3)]
+
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(2.0)
+
+
+def test_restore_never_raises_a_level_this_process_knows_to_be_lower() -> None:
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+    bucket = registry.bucket("acme", "eu", "searchOrders")
+    for _ in range(9):
+        bucket.acquire()
+
+    registry.restore("acme", "eu", {"searchOrders": BucketLevel(10.0, 0.5)}, age_seconds=0.0)
+
+    assert registry.levels("acme", "eu")["searchOrders"].tokens == pytest.approx(1.0)
+
+
+def test_restore_caps_at_the_burst_and_adopts_the_saved_rate() -> None:
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+
+    registry.restore("acme", "eu", {"searchOrders": BucketLevel(2.0, 2.0)}, age_seconds=3600.0)
+
+    level = registry.levels("acme", "eu")["searchOrders"]
+    assert level == BucketLevel(tokens=10.0, rate=2.0)
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, float("inf"), float("nan"), 1e9])
+def test_restore_ignores_a_saved_rate_out_of_bounds(rate: float) -> None:
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+
+    registry.restore("acme", "eu", {"searchOrders": BucketLevel(0.0, rate)}, age_seconds=1.0)
+
+    assert registry.levels("acme", "eu") == {}
