@@ -258,8 +258,8 @@ def measure_drain(speed: float, per_marketplace: int, work_dir: Path) -> Drain:
         span = (max(times) - min(times)).total_seconds()
         print(f"drain: {summary.orders_new} orders, {len(calls)} calls, {wall:.0f} s", flush=True)
 
-        # A new process: a new client whose buckets start full, while the sandbox's bucket
-        # is nearly empty after the drain.
+        # A new process: a new client, while the sandbox's bucket is nearly empty after the
+        # drain. Its buckets start from the levels the first process saved with the lease.
         sandbox.clear_calls()
         with job_context() as context:
             run_once(context, account)
@@ -356,11 +356,12 @@ def render(workloads: list[Workload], drain: Drain, args: argparse.Namespace, co
             f"calls, and {drain.restart_throttled} of them got a 429 response."
         ),
     ]
-    if drain.restart_throttled:
-        lines.append(
-            "Its buckets start full while the seller's bucket at the sandbox, as at Amazon, "
-            "is nearly empty after the drain."
-        )
+    lines.append(
+        "The second process starts its buckets from the quota levels that the first one "
+        "saved with the account's lease (`syncd_leases.quota_levels`), refilled for the time "
+        "in between, and not from a full burst that the seller's bucket at the sandbox, as at "
+        "Amazon, no longer holds."
+    )
     return "\n".join(lines) + "\n"
 
 
