@@ -268,6 +268,7 @@ def account_state_label(status: str) -> str:
         accounts.ACTIVE: _("active"),
         accounts.REAUTH_REQUIRED: _("needs re-authorization"),
         accounts.ACCESS_DENIED: _("access denied (retried hourly)"),
+        accounts.DATASET_UNAVAILABLE: _("data set refused by Amazon (retried every 30 minutes)"),
     }
     return labels.get(status, status)
 

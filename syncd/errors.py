@@ -355,6 +355,35 @@ class LeaseLostError(SyncdError):
         )
 
 
+class DatasetUnavailableError(SyncdError):
+    """Amazon refuses one includedData set of an account's region that it took before.
+
+    The search works without the set, so the request itself is fine: this is taken for a
+    fault on Amazon's side, such as the FE endpoint refusing FULFILLMENT in August 2026.
+    """
+
+    def __init__(self, account: str, region: str, dataset: str, request_id: str | None) -> None:
+        self.account = account
+        self.region = region
+        self.dataset = dataset
+        self.request_id = request_id
+        super().__init__(
+            _(
+                "{account}: Amazon's {region} endpoint now refuses searchOrders with "
+                "includedData {dataset} (400 InvalidInput, request id {request_id}), which it "
+                "accepted before; the same search without {dataset} works. syncd keeps this "
+                "account's watermark where it is and tries again every 30 minutes; the orders "
+                "arrive once Amazon accepts {dataset} again. If it persists, open a case with "
+                "Amazon and quote the request id."
+            ).format(
+                account=account,
+                region=region.upper(),
+                dataset=dataset,
+                request_id=request_id or "-",
+            )
+        )
+
+
 class RequestError(SyncdError):
     """syncd refused to send a request that breaks one of Amazon's documented rules."""
 

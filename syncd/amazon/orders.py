@@ -305,6 +305,19 @@ class OrdersClient:
                 query = clamped
         return None
 
+    def accepts(self, query: SearchOrdersQuery) -> bool:
+        """Send page one of ``query`` and return False when Amazon answers 400 InvalidInput.
+
+        Used to find which includedData set Amazon refuses; other errors are raised.
+        """
+        try:
+            self._fetch_first_page(query)
+        except errors.FatalApiError as exc:
+            if is_invalid_input(exc):
+                return False
+            raise
+        return True
+
     def _fetch(self, query: Query) -> Any:
         return self.client.call(self.account, SEARCH_ORDERS, query=query).body
 
@@ -388,3 +401,8 @@ def _short(exc: pydantic.ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
     )
+
+
+def is_invalid_input(error: errors.ApiError) -> bool:
+    """Return whether an error is Amazon's generic 400 InvalidInput."""
+    return error.status_code == 400 and error.error_code == "InvalidInput"

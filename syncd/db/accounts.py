@@ -30,7 +30,9 @@ _TABLE = table_of(Account)
 ACTIVE = "active"
 REAUTH_REQUIRED = "reauth_required"
 ACCESS_DENIED = "access_denied"
-STATUSES = (ACTIVE, REAUTH_REQUIRED, ACCESS_DENIED)
+# Amazon refuses one of the account's includedData sets that it took before.
+DATASET_UNAVAILABLE = "dataset_unavailable"
+STATUSES = (ACTIVE, REAUTH_REQUIRED, ACCESS_DENIED, DATASET_UNAVAILABLE)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd import errors
 from syncd.amazon.client import CallRecord
 from syncd.amazon.models.orders import Order
-from syncd.amazon.orders import InvalidOrder, OrdersClient, OrdersPage, SearchOrdersQuery
+from syncd.amazon.orders import (
+    InvalidOrder,
+    OrdersClient,
+    OrdersPage,
+    SearchOrdersQuery,
+    is_invalid_input,
+)
 from syncd.amazon.query import Query
 from syncd.db import accounts, cursors, leases, quarantine, runs
 from syncd.db.accounts import AccountRecord
@@ -49,6 +55,9 @@ STREAM = "orders"
 TOKEN_MAX_AGE = timedelta(hours=23)
 # How long an account whose orders Amazon refuses (403) waits before the next try.
 ACCESS_DENIED_RETRY = timedelta(hours=1)
+# How long an account waits after Amazon refused one of its includedData sets, or answered
+# InvalidInput in a way no set explains, before it sends the search again.
+DATASET_PROBE_INTERVAL = timedelta(minutes=30)
 # Amazon keeps about two years of orders.
 MAX_BACKFILL = timedelta(days=730)
 
@@ -93,6 +102,7 @@ class _OrdersRun:
         self.summary = runs.RunSummary(account.id, STREAM, ctx.now())
         self.log = log.bind(account=account.name, job=STREAM, run_id=uuid.uuid4().hex[:12])
         self.ttl = timedelta(seconds=ctx.settings.lease_seconds)
+        self.probed = False  # whether this run probed includedData sets after InvalidInput
 
     def run(self) -> runs.RunSummary:
         ctx, summary = self.ctx, self.summary
@@ -114,6 +124,15 @@ class _OrdersRun:
         except errors.AccessDeniedError as exc:
             self._fail(exc, status=accounts.ACCESS_DENIED)
             next_run = ctx.now() + ACCESS_DENIED_RETRY
+        except errors.DatasetUnavailableError as exc:
+            self.log.error(
+                "orders_dataset_unavailable",
+                region=exc.region,
+                dataset=exc.dataset,
+                request_id=exc.request_id,
+                watermark=_iso(summary.watermark_before),
+            )
+            self._fail(exc, status=accounts.DATASET_UNAVAILABLE)
         except (errors.SyncdError, SQLAlchemyError) as exc:
             self._fail(exc)
         except Exception as exc:
@@ -123,6 +142,9 @@ class _OrdersRun:
             self._fail(exc)
         finally:
             ctx.client.remove_listener(counter)
+        if self.probed:
+            # The probes spent searchOrders quota; the search waits before it is sent again.
+            next_run = max(next_run, ctx.now() + DATASET_PROBE_INTERVAL)
         summary.api_calls, summary.throttled = counter.calls, counter.throttled
         summary.finished_at = ctx.now()
         clock = ctx.client.clock
@@ -233,6 +255,16 @@ class _OrdersRun:
             with self._fenced() as connection:
                 cursors.abandon_window(connection, cursor, self.ctx.now())
             raise
+        except errors.FatalApiError as exc:
+            if not (is_invalid_input(exc) and query.included_data and cursor.watermark):
+                raise
+            # The account's search worked before (it has a watermark), so a generic 400 may
+            # be Amazon refusing one includedData set, as the FE endpoint refused FULFILLMENT
+            # in August 2026. The window stays open and the watermark where it is; the next
+            # run reads the window again.
+            # NOTE: nothing is fetched without the refused set in the meantime, so the
+            # account's new orders wait too; they are not stored as "seen, status unknown".
+            cursor, pages = self._after_invalid_input(query, cursor, exc)
 
         if pages == 0:
             # Amazon's clock moved back and the window clamped to nothing: nothing was read,
@@ -275,6 +307,34 @@ class _OrdersRun:
         return cursor.watermark is not None and cursor.watermark >= bound
 
     # -- pages -----------------------------------------------------------------------------------
+
+    def _after_invalid_input(
+        self, query: SearchOrdersQuery, cursor: cursors.Cursor, error: errors.FatalApiError
+    ) -> tuple[cursors.Cursor, int]:
+        """Send the search once more; if Amazon refuses it again, find the refused set.
+
+        Raises:
+            errors.DatasetUnavailableError: the search works without one includedData set.
+            errors.FatalApiError: the repeat failed and no single set explains it.
+        """
+        self.log.warning(
+            "orders_invalid_input_repeated",
+            request_id=error.request_id,
+            included_data=",".join(query.included_data),
+        )
+        try:
+            return self._read_pages(query, cursor, None)
+        except errors.FatalApiError as again:
+            if not is_invalid_input(again):
+                raise
+            self.probed = True
+            for dataset in query.included_data:
+                without = tuple(name for name in query.included_data if name != dataset)
+                if self.orders.accepts(replace(query, included_data=without)):
+                    raise errors.DatasetUnavailableError(
+                        self.account.name, self.account.region, dataset, again.request_id
+                    ) from again
+            raise
 
     def _read_pages(
         self, query: SearchOrdersQuery, cursor: cursors.Cursor, resume: tuple[Query, str] | None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import DataError
 
@@ -13,7 +15,7 @@ from syncd.db import accounts, quarantine, runs
 from syncd.db.models import Account, table_of
 from syncd.jobs import orders as orders_job
 from syncd.jobs.orders import run_orders
-from tests.integration.orders_support import CHECKPOINTS, DE, FR, IT, US, JobWorld
+from tests.integration.orders_support import CHECKPOINTS, DE, FR, IT, JP, US, JobWorld
 
 ACCOUNTS = table_of(Account)
 
@@ -321,3 +323,92 @@ def test_order_the_database_rejects_is_quarantined(
     assert len(stored) == len(world.amazon_orders(account)) - 1
     assert [entry.record_id for entry in entries] == [rejected]
     assert entries[0].reason == "value out of range"
+
+
+def _next_run_at(world: JobWorld, account_id: int) -> Any:
+    with world.ctx.engine.begin() as connection:
+        return connection.execute(
+            select(ACCOUNTS.c.next_run_at).where(ACCOUNTS.c.id == account_id)
+        ).scalar_one()
+
+
+def test_a_dataset_refused_in_one_region_holds_that_region_only(world: JobWorld) -> None:
+    # In August 2026, every FE searchOrders with FULFILLMENT got 400 InvalidInput for days
+    # while the same request worked on NA. Without FULFILLMENT there is no
+    # order status, so the FE watermark must hold until Amazon takes it again.
+    japan = world.add_account("acme-fe", "fe", JP)
+    america = world.add_account("acme-na", "na", US)
+    assert run_orders(world.ctx, japan).result == runs.SUCCEEDED
+    assert run_orders(world.ctx, america).result == runs.SUCCEEDED
+    held = world.watermark(japan)
+    america_before = world.watermark(america)
+    fault = world.sandbox.state.add_fault(
+        {"kind": "reject_dataset", "dataset": "FULFILLMENT", "region": "fe"}
+    )
+    time.sleep(0.01)
+
+    with structlog.testing.capture_logs() as logs:
+        failed = run_orders(world.ctx, japan)
+        passed = run_orders(world.ctx, america)
+
+    assert failed.result == runs.FAILED
+    assert "FULFILLMENT" in (failed.error or "")
+    assert world.watermark(japan) == held
+    japan_now = world.account("acme-fe")
+    assert japan_now.status == accounts.DATASET_UNAVAILABLE
+    assert "FULFILLMENT" in (japan_now.status_reason or "")
+    alerts = [entry for entry in logs if entry["event"] == "orders_dataset_unavailable"]
+    assert len(alerts) == 1
+    assert alerts[0]["dataset"] == "FULFILLMENT"
+    assert alerts[0]["region"] == "fe"
+    assert alerts[0]["request_id"]
+    # The next try waits for the probe interval, not the normal one.
+    assert _next_run_at(world, japan.id) - failed.finished_at >= timedelta(minutes=29)
+    assert passed.result == runs.SUCCEEDED
+    assert world.watermark(america) is not None
+    assert america_before is not None
+    assert world.watermark(america) >= america_before
+
+    world.sandbox.state.remove_fault(fault)
+    healed = run_orders(world.ctx, world.account("acme-fe"))
+
+    assert healed.result == runs.SUCCEEDED, healed.error
+    assert world.account("acme-fe").status == accounts.ACTIVE
+    # The held window was read (its page came with FULFILLMENT) and closed.
+    assert healed.pages >= 1
+    healed_watermark = world.watermark(japan)
+    assert healed_watermark is not None
+    assert held is not None
+    assert healed_watermark >= held
+    assert _cursor(world, japan.id)["window_after"] is None
+
+
+def test_a_first_run_refused_is_not_probed(world: JobWorld) -> None:
+    # Without an earlier success the 400 may well be syncd's own mistake: no probing calls.
+    japan = world.add_account("acme-fe", "fe", JP)
+    world.sandbox.state.add_fault(
+        {"kind": "reject_dataset", "dataset": "FULFILLMENT", "region": "fe"}
+    )
+
+    summary = run_orders(world.ctx, japan)
+
+    assert summary.result == runs.FAILED
+    assert world.sandbox.state.call_count(operation="searchOrders") == 1
+    assert world.account("acme-fe").status == accounts.ACTIVE
+
+
+def test_an_invalid_input_that_no_dataset_explains_stays_an_error(world: JobWorld) -> None:
+    japan = world.add_account("acme-fe", "fe", JP)
+    assert run_orders(world.ctx, japan).result == runs.SUCCEEDED
+    world.sandbox.state.clear_calls()
+    for dataset in japan.included_data:
+        world.sandbox.state.add_fault({"kind": "reject_dataset", "dataset": dataset})
+    time.sleep(0.01)
+
+    summary = run_orders(world.ctx, japan)
+
+    assert summary.result == runs.FAILED
+    assert world.account("acme-fe").status == accounts.ACTIVE
+    # The request, one repeat, then one probe per dataset.
+    expected = 2 + len(japan.included_data)
+    assert world.sandbox.state.call_count(operation="searchOrders") == expected
