@@ -87,11 +87,15 @@ def write_section(heading: str, section: str) -> None:
     RESULTS.write_text(text, encoding="utf-8")
 
 
+# The commit measured: read when the benchmark starts, since a long run can outlast a commit.
+REVISION_AT_START = source_revision()
+
+
 def section_header(heading: str, command: str, *, with_revision: bool = True) -> list[str]:
     """Return the first lines of a RESULTS.md section: command, machine, commit and date."""
     lines = [heading, "", f"- Command: `{command}`", f"- Machine: {machine()}"]
     if with_revision:
-        lines.append(f"- syncd: commit {source_revision()}")
+        lines.append(f"- syncd: commit {REVISION_AT_START}")
     lines.append(f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d')}")
     return lines
 
