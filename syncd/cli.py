@@ -124,6 +124,12 @@ def run(argv: list[str] | None = None) -> int:
         click.echo(_("Aborted."), err=True)
         return 130
     except click.ClickException as exc:
+        if isinstance(exc, click.NoSuchOption) and exc.option_name == "--env-file":
+            # The option belongs to syncd itself, so it goes before the command.
+            exc = click.UsageError(
+                _("--env-file goes before the command, as in: syncd --env-file FILE status"),
+                ctx=exc.ctx,
+            )
         cli_base.show_error(exc)
         return exc.exit_code
     except errors.ConfigError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from pydantic import SecretStr
 from rich.table import Table
@@ -66,8 +68,16 @@ def _read_token_text(path: str, name: str) -> str:
     """Return the text of the refresh token file, or of standard input for ``-``.
 
     The option's type has already checked that the file exists, is no directory and is
-    readable. Opening it can still fail if the file changes in between.
+    readable. Opening it can still fail if the file changes in between. On a terminal, ``-``
+    asks for the token and does not echo it, so it stays off the screen and the scrollback.
     """
+    if path == "-" and sys.stdin.isatty():
+        answer: str = click.prompt(
+            _("Paste the refresh token (Atzr|…) and press Enter; it is not shown"),
+            hide_input=True,
+            err=True,
+        )
+        return answer
     try:
         # utf-8-sig drops the byte order mark that some Windows editors write.
         with click.open_file(path, encoding="utf-8-sig") as stream:
@@ -139,7 +149,8 @@ def _read_token(path: str, name: str) -> SecretStr:
 @click.argument("name", metavar=_("NAME"))
 @click.option(
     "--region",
-    type=click.Choice(["na", "eu", "fe"]),
+    # syncd prints regions in capitals (EU), so it accepts them so too.
+    type=click.Choice(["na", "eu", "fe"], case_sensitive=False),
     required=True,
     help=_("Amazon region of the authorization: na, eu or fe."),
 )

@@ -157,17 +157,39 @@ def run_daemon(ctx: click.Context) -> None:
         dispatcher.start()
         click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
         with job.engine.begin() as connection:
-            if not accounts.list_accounts(connection):
-                click.echo(
-                    _(
-                        "No accounts yet: syncd waits and starts each account that "
-                        "'syncd account add' adds."
-                    ),
-                    err=True,
-                )
+            records = accounts.list_accounts(connection)
+        if not records:
+            click.echo(
+                _(
+                    "No accounts yet: syncd waits and starts each account that "
+                    "'syncd account add' adds."
+                ),
+                err=True,
+            )
+        else:
+            _say_when_next_due(records)
         while not stop.wait(1.0):
             pass
         dispatcher.stop()
+
+
+def _say_when_next_due(records: list[accounts.AccountRecord]) -> None:
+    """Tell the operator when the first run starts, if no account is due now.
+
+    Without this, a daemon started right after 'syncd once orders' prints nothing for minutes.
+    """
+    now = utc_now()
+    if any(record.next_run_at is None or record.next_run_at <= now for record in records):
+        return
+    due = min(record.next_run_at for record in records if record.next_run_at is not None)
+    click.echo(
+        ngettext(
+            "{count} account, not due yet: the next run starts at {time} (in {wait}).",
+            "{count} accounts, none due yet: the next run starts at {time} (in {wait}).",
+            len(records),
+        ).format(count=len(records), time=format_time(due), wait=format_duration(due - now)),
+        err=True,
+    )
 
 
 @click.command(
@@ -287,7 +309,7 @@ def list_quarantine(ctx: click.Context, show_all: bool) -> None:
     "retry",
     help=_("Fetch quarantined orders again with getOrder and store them; give an ID or --all."),
 )
-@click.argument("entry_id", required=False, type=int, metavar="ID")
+@click.argument("entry_id", required=False, type=int, metavar="[ID]")
 @click.option("--all", "retry_all", is_flag=True, help=_("Retry every open entry."))
 @click.pass_context
 def retry_quarantine(ctx: click.Context, entry_id: int | None, retry_all: bool) -> None:

@@ -8,18 +8,24 @@ import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import click
 from babel.dates import format_timedelta
 from rich.console import Console
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import config, errors, i18n, logs
 from syncd.amazon import marketplaces
 from syncd.db import migrate
-from syncd.db.engine import create_db_engine, safe_url, store_error
+from syncd.db.engine import (
+    create_db_engine,
+    missing_sqlite_folder,
+    safe_url,
+    sqlite_file,
+    sqlite_slashes_hint,
+    store_error,
+)
 from syncd.i18n import gettext as _
 
 # Width of tables written to a pipe or a file, where rich would otherwise assume 80 columns
@@ -52,17 +58,19 @@ def open_database(settings: config.Settings) -> Iterator[Engine]:
     Raises:
         errors.StoreError: the database is unreachable or needs ``syncd db upgrade``.
     """
-    missing = _missing_sqlite_file(settings.database_url)
-    if missing is not None:
+    folder_missing = missing_sqlite_folder(settings.database_url)
+    if folder_missing is not None:
+        raise folder_missing
+    missing = sqlite_file(settings.database_url)
+    if missing is not None and not missing.exists():
         # Connecting would create an empty file, which a later run would take for a new
         # installation; only 'db upgrade' creates the database.
         raise errors.StoreError(
             safe_url(settings.database_url),
             _("the SQLite file {path} does not exist").format(path=missing),
-            _(
-                "Check the path in SYNCD_DATABASE_URL (sqlite:/// plus a relative path, "
-                "sqlite://// plus an absolute one). {upgrade}"
-            ).format(upgrade=_upgrade_hint()),
+            _("{upgrade} Otherwise correct the path in SYNCD_DATABASE_URL: {slashes}").format(
+                upgrade=_upgrade_hint(), slashes=sqlite_slashes_hint()
+            ),
         )
     engine = create_db_engine(settings.database_url)
     try:
@@ -83,18 +91,6 @@ def open_database(settings: config.Settings) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def _missing_sqlite_file(url: str) -> Path | None:
-    """Return the path of a SQLite database file that does not exist, else None."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:") or parsed.query.get("uri"):
-        return None  # a SQLite URI names its file in its own syntax
-    path = Path(database)
-    return None if path.exists() else path
 
 
 def _upgrade_hint() -> str:

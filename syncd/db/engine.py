@@ -13,6 +13,7 @@ SQLAlchemy.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -72,9 +73,60 @@ def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """Return the file of a SQLite URL; None for other databases, memory and SQLite URIs."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return None  # a SQLite URI names its file in its own syntax
+    return Path(database)
+
+
+def sqlite_slashes_hint() -> str:
+    """Explain how a SQLite URL names a relative and an absolute path."""
+    return _(
+        "sqlite:/// followed by a path is relative to the current folder (sqlite:///syncd.db); "
+        "sqlite://// followed by a path is absolute (sqlite:////var/lib/syncd/syncd.db)."
+    )
+
+
+def missing_sqlite_folder(url: str | URL) -> errors.StoreError | None:
+    """Return the error for a SQLite file whose folder does not exist, else None."""
+    path = sqlite_file(url)
+    if path is None or path.parent.is_dir():
+        return None
+    return errors.StoreError(
+        safe_url(url),
+        _("the folder {folder} of the SQLite file does not exist").format(
+            folder=path.parent.absolute()
+        ),
+        _("Create the folder, or correct the path in SYNCD_DATABASE_URL: {slashes}").format(
+            slashes=sqlite_slashes_hint()
+        ),
+    )
+
+
 def store_error(url: str | URL, exc: Exception) -> errors.StoreError:
     """Translate a driver or SQLAlchemy failure into one clear :class:`errors.StoreError`."""
     shown = safe_url(url)
+    path = sqlite_file(url)
+    if isinstance(exc, OperationalError) and path is not None:
+        folder_missing = missing_sqlite_folder(url)
+        if folder_missing is not None:
+            return folder_missing
+        cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        return errors.StoreError(
+            shown,
+            _("could not open the SQLite file {path} ({error})").format(
+                path=path.absolute(), error=cause
+            ),
+            _(
+                "Check that the user running syncd may read and write the file and its "
+                "folder, and the path in SYNCD_DATABASE_URL: {slashes}"
+            ).format(slashes=sqlite_slashes_hint()),
+        )
     if isinstance(exc, NoSuchModuleError | ModuleNotFoundError):
         return errors.StoreError(
             shown,
@@ -91,8 +143,7 @@ def store_error(url: str | URL, exc: Exception) -> errors.StoreError:
             _("could not connect ({error})").format(error=cause),
             _(
                 "Check that the server is running and that the host, port, database, user and "
-                "password in SYNCD_DATABASE_URL are right; for SQLite, that the folder exists "
-                "and is writable."
+                "password in SYNCD_DATABASE_URL are right."
             ),
         )
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import sys
 
 import click
 from pydantic import ValidationError
@@ -279,10 +280,15 @@ def print_settings(sandbox_server: server.SandboxServer) -> None:
     Only the settings lines go to standard output, so that ``syncd sandbox serve >
     sandbox.env`` writes a valid env file. The sentences around them go to standard error.
     """
-    click.echo(
-        _("The SP-API sandbox is running. These settings point syncd's SP-API client at it:"),
-        err=True,
+    heading = (
+        _("The SP-API sandbox is running. These settings point syncd's SP-API client at it:")
+        if sys.stdout.isatty() == sys.stderr.isatty()
+        else _(
+            "The SP-API sandbox is running. The settings that point syncd's SP-API client at "
+            "it went to standard output."
+        )
     )
+    click.echo(heading, err=True)
     for key, value in sandbox_server.settings_env().items():
         click.echo(f"{key}={value}")
     click.echo(

@@ -39,7 +39,9 @@ def test_sqlite_in_missing_folder_is_named(
 
     assert cli.run(["db", "upgrade"]) == 1
     err = capsys.readouterr().err
-    assert "missing/dir" in err
+    assert f"the folder {tmp_path}/missing/dir of the SQLite file does not exist" in err
+    assert "sqlite:////" in err
+    assert "password" not in err
     assert "Traceback" not in err
 
 

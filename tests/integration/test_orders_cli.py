@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
-from syncd import cli, cli_orders
+from syncd import cli, cli_accounts, cli_orders
+from syncd.amazon.clock import utc_now
 from syncd.crypto import generate_key
-from syncd.db import quarantine
+from syncd.db import accounts, quarantine
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Account, Order, Run, table_of
 from syncd.sandbox.server import SandboxServer
@@ -363,3 +365,65 @@ def test_daemon_syncs_and_stops_on_sigterm(
     assert process.returncode == 0, err
     assert '"event": "orders_run_finished"' in err
     assert '"event": "dispatcher_stopped"' in err
+
+
+def test_region_in_capitals_is_accepted(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # syncd prints regions as EU and NA, so an operator types them back that way.
+    assert _add(monkeypatch, "acme", "EU", DE) == 0
+    assert cli.run(["account", "list"]) == 0
+    assert "EU" in capsys.readouterr().out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_token_typed_on_a_terminal_is_asked_for_and_hidden(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    asked: list[dict[str, object]] = []
+
+    def prompt(text: str, **options: object) -> str:
+        asked.append({"text": text, **options})
+        return REFRESH_TOKEN
+
+    monkeypatch.setattr(sys, "stdin", _Terminal(""))
+    monkeypatch.setattr(cli_accounts.click, "prompt", prompt)
+    args = ["account", "add", "acme", "--region", "na", "--marketplace", US]
+
+    assert cli.run([*args, "--refresh-token-file", "-"]) == 0
+    assert len(asked) == 1
+    assert asked[0]["hide_input"] is True
+    assert "Paste the refresh token" in str(asked[0]["text"])
+    assert REFRESH_TOKEN not in capsys.readouterr().out
+
+
+def test_env_file_after_the_command_says_where_it_goes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli.run(["status", "--env-file", str(tmp_path / "x.env")]) == 2
+    assert "--env-file goes before the command" in capsys.readouterr().err
+
+
+def test_run_says_when_the_first_account_is_due(capsys: pytest.CaptureFixture[str]) -> None:
+    due = utc_now() + timedelta(minutes=4, seconds=30)
+    records = [
+        accounts.AccountRecord(
+            1, "acme", "na", (US,), ("FULFILLMENT",), accounts.ACTIVE, None, due, utc_now()
+        )
+    ]
+
+    cli_orders._say_when_next_due(records)
+    cli_orders._say_when_next_due([replace(records[0], next_run_at=None)])
+
+    err = capsys.readouterr().err
+    assert "1 account, not due yet: the next run starts at" in err
+    assert "(in 4 minutes)" in err
+    assert err.count("not due yet") == 1
