@@ -35,13 +35,41 @@ def account_group() -> None:
 
 
 def _marketplace_ids(values: tuple[str, ...], region: marketplaces.Region) -> tuple[str, ...]:
+    """Resolve ids and country codes; a bad one is named as the operator typed it."""
     ids: list[str] = []
     for value in values:
         for part in filter(None, (piece.strip() for piece in value.split(","))):
             found = marketplaces.find_by_country(part)
-            ids.append(found.marketplace_id if found is not None else part)
-    marketplaces.check_region(ids, region)
+            marketplace_id = found.marketplace_id if found is not None else part
+            try:
+                marketplaces.check_region([marketplace_id], region)
+            except errors.MarketplaceError as exc:
+                raise click.BadParameter(
+                    _marketplace_problem(part, marketplace_id, region, exc),
+                    param_hint="--marketplace",
+                ) from exc
+            ids.append(marketplace_id)
     return tuple(dict.fromkeys(ids))
+
+
+def _marketplace_problem(
+    typed: str, marketplace_id: str, region: str, error: errors.MarketplaceError
+) -> str:
+    if error.expected_region is None:
+        return _(
+            "{value!r} is neither a marketplace id nor a country code of Amazon; "
+            "'syncd marketplaces' lists both"
+        ).format(value=typed)
+    shown = typed if typed == marketplace_id else f"{typed} ({marketplace_id})"
+    return _(
+        "{marketplace} belongs to region {expected}, not {region}: add it to an account of "
+        "region {expected} (--region {option})"
+    ).format(
+        marketplace=shown,
+        expected=error.expected_region.upper(),
+        region=region.upper(),
+        option=error.expected_region,
+    )
 
 
 def _included_data(value: str, with_pii: bool) -> tuple[str, ...]:

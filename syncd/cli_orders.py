@@ -236,7 +236,7 @@ def show_status(ctx: click.Context) -> None:
             last_text,
             str(status.quarantined),
             f"{status.calls_last_hour} / {status.throttled_last_hour}",
-            "-" if skew is None else f"{skew:+.1f} s",
+            _format_skew(skew),
         )
     console.print(accounts_table)
 
@@ -259,8 +259,24 @@ def show_status(ctx: click.Context) -> None:
             )
     console.print(marketplaces_table)
     for status in statuses:
+        last = status.last_run
         if status.account.status_reason:
             click.echo(f"{status.account.name}: {status.account.status_reason}")
+        elif last is not None and last.result == runs.FAILED and last.error:
+            # The table says only "failed"; the reason is what the operator needs next.
+            click.echo(
+                _("{account}: the last run failed: {error}").format(
+                    account=status.account.name, error=last.error
+                )
+            )
+
+
+def _format_skew(seconds: float | None) -> str:
+    """Format Amazon's clock minus ours, such as "+1.3 s"; a tenth or less shows as 0."""
+    if seconds is None:
+        return "-"
+    shown = 0.0 if abs(seconds) < 0.05 else seconds
+    return _("{seconds} s").format(seconds=f"{shown:+.1f}" if shown else "0.0")
 
 
 def _run_result_label(result: str) -> str:

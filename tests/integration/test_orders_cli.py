@@ -91,9 +91,10 @@ def test_account_add_refuses_bad_input_and_changes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert _add(monkeypatch, "acme", "eu", "JP") == 2
-    assert "belongs to region FE" in capsys.readouterr().err
+    assert "JP (A1VC38T7YXB528) belongs to region FE, not EU" in capsys.readouterr().err
     assert _add(monkeypatch, "acme", "eu", "XX9999") == 2
-    assert "Unknown marketplace id 'XX9999'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'XX9999' is neither a marketplace id nor a country code of Amazon" in err
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
     code = cli.run(
         [
@@ -427,3 +428,28 @@ def test_run_says_when_the_first_account_is_due(capsys: pytest.CaptureFixture[st
     assert "1 account, not due yet: the next run starts at" in err
     assert "(in 4 minutes)" in err
     assert err.count("not due yet") == 1
+
+
+def test_status_names_why_the_last_run_failed(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _env = cli_env
+    monkeypatch.setenv("SYNCD_RETRY_MAX_ATTEMPTS", "1")
+    _add(monkeypatch, "acme-na", "na", US)
+    server.state.add_fault({"kind": "server_error", "operation": "searchOrders"})
+    assert cli.run(["once", "orders"]) == 1
+    capsys.readouterr()
+
+    assert cli.run(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "acme-na: the last run failed: searchOrders failed: HTTP 503" in out
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "-"), (-0.01, "0.0 s"), (0.04, "0.0 s"), (1.26, "+1.3 s"), (-2.0, "-2.0 s")],
+)
+def test_clock_skew_is_shown_without_a_negative_zero(seconds: float | None, shown: str) -> None:
+    assert cli_orders._format_skew(seconds) == shown
