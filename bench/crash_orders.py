@@ -184,9 +184,10 @@ def render(
         lines += [
             "",
             (
-                "The 429 responses follow restarts: a new process starts with a full client-side "
-                "bucket while the sandbox's bucket, shared with the killed process, is partly "
-                "spent."
+                "The 429 responses follow restarts. A new process starts from the quota levels "
+                "that the killed one saved with its last page or heartbeat; calls the killed "
+                "process made after that, and calls it had in flight, are not in them, so the "
+                "sandbox's bucket may hold less than the new process expects."
             ),
         ]
     if skipped:

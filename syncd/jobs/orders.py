@@ -200,6 +200,10 @@ class _OrdersRun:
         with self.ctx.engine.begin() as connection:
             if not renew(connection, self.account.id, self.ctx.owner, self.ttl):
                 raise errors.LeaseLostError(self.account.name)
+            # The quota levels go with every page too, so that a process killed between two
+            # heartbeats leaves the next holder levels no older than its last page.
+            levels = self.ctx.client.buckets.levels(self.account.name, self.account.region)
+            leases.save_quota_levels(connection, self.account.id, self.ctx.owner, levels)
             yield connection
 
     # -- windows ---------------------------------------------------------------------------------

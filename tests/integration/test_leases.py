@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from syncd.db.engine import create_db_engine
 from syncd.db.models import Lease, table_of
 from syncd.jobs.context import build_context
 from syncd.jobs.leasing import LeaseKeeper
+from syncd.jobs.orders import run_orders
 from syncd.scheduler import Dispatcher
 from tests.integration.orders_support import US, JobWorld
 
@@ -208,3 +210,16 @@ def test_unreadable_saved_levels_are_ignored(world: JobWorld) -> None:
 
     assert world.ctx.client.buckets.levels(account.name, "na") == {}
     assert [entry["event"] for entry in logs] == ["quota_levels_unreadable"]
+
+
+def test_every_page_saves_the_quota_levels(world: JobWorld) -> None:
+    # A process killed between heartbeats must not leave levels older than its last page.
+    account = world.add_account("acme-na", "na", US)
+
+    run_orders(world.ctx, account)  # holds the lease and is never released here
+
+    row = _lease_row(world.ctx.engine, account.id)
+    assert row.owner == world.ctx.owner
+    saved = json.loads(row.quota_levels)
+    level = world.ctx.client.buckets.levels(account.name, "na")["searchOrders"]
+    assert saved["searchOrders"]["tokens"] == pytest.approx(level.tokens, abs=0.5)
