@@ -69,7 +69,14 @@ class Dispatcher:
                 if len(self.running) >= self.ctx.settings.max_workers:
                     break
             keeper = LeaseKeeper(self.ctx, account)
-            if not keeper.acquire():
+            try:
+                acquired = keeper.acquire()
+            except Exception:
+                # One account whose lease cannot be taken (a database error, a bug) must not
+                # stop the others: it is logged and tried again at the next dispatch.
+                log.exception("lease_acquire_failed", account=account.name)
+                continue
+            if not acquired:
                 continue
             with self._lock:
                 self.running[account.id] = self.pool.submit(self._work, account, keeper)

@@ -25,6 +25,9 @@ from syncd.logs import get_logger
 
 _TABLE = table_of(Lease)
 log = get_logger(__name__)
+# What damaged quota levels can raise while they are read: bad JSON or time text, a wrong
+# shape, a number too large for a float, JSON nested too deep.
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError)
 
 
 def database_now(connection: Connection) -> datetime:
@@ -129,20 +132,22 @@ def load_quota_levels(
     Levels that cannot be read are logged and ignored: the buckets then start from Amazon's
     default plans, as they would without saved levels.
     """
-    row = connection.execute(
-        select(_TABLE.c.quota_levels, _TABLE.c.quota_saved_at).where(
-            _TABLE.c.account_id == account_id
-        )
-    ).first()
-    if row is None or row.quota_levels is None or row.quota_saved_at is None:
-        return None
     try:
+        # On SQLite a damaged time fails while the row is read, so the read is inside too.
+        row = connection.execute(
+            select(_TABLE.c.quota_levels, _TABLE.c.quota_saved_at).where(
+                _TABLE.c.account_id == account_id
+            )
+        ).first()
+        if row is None or row.quota_levels is None or row.quota_saved_at is None:
+            return None
+        saved_at: datetime = row.quota_saved_at
         levels = {
             str(operation): BucketLevel(float(saved["tokens"]), float(saved["rate"]))
             for operation, saved in json.loads(row.quota_levels).items()
         }
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.warning("quota_levels_unreadable", account_id=account_id, error=str(exc))
+    except _UNREADABLE as exc:
+        log.warning("quota_levels_unreadable", account_id=account_id, error=repr(exc)[:200])
         return None
-    age = (database_now(connection) - row.quota_saved_at).total_seconds()
+    age = (database_now(connection) - saved_at).total_seconds()
     return levels, age

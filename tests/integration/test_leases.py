@@ -223,3 +223,54 @@ def test_every_page_saves_the_quota_levels(world: JobWorld) -> None:
     saved = json.loads(row.quota_levels)
     level = world.ctx.client.buckets.levels(account.name, "na")["searchOrders"]
     assert saved["searchOrders"]["tokens"] == pytest.approx(level.tokens, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"searchOrders": {"tokens": 1' + "0" * 400 + ', "rate": 0.0056}}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"searchOrders": [1, 2]}',
+        "42",
+    ],
+    ids=["overflow", "deep", "shape", "not-an-object"],
+)
+def test_damaged_saved_levels_never_block_the_lease(world: JobWorld, text: str) -> None:
+    account = world.add_account("acme-na", "na", US)
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            update(LEASES)
+            .where(LEASES.c.account_id == account.id)
+            .values(quota_levels=text, quota_saved_at=datetime.now(UTC))
+        )
+    keeper = LeaseKeeper(world.ctx, account)
+
+    with structlog.testing.capture_logs() as logs:
+        assert keeper.acquire()
+    keeper.release()
+
+    assert [entry["event"] for entry in logs] == ["quota_levels_unreadable"]
+
+
+def test_one_account_whose_lease_fails_does_not_stop_the_others(
+    world: JobWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = world.add_account("aaa-broken", "na", US)
+    healthy = world.add_account("zzz-healthy", "na", US)
+    load = leases.load_quota_levels
+
+    def load_or_fail(connection: Any, account_id: int) -> Any:
+        if account_id == broken.id:
+            raise RuntimeError("a bug in one account's lease")
+        return load(connection, account_id)
+
+    monkeypatch.setattr(leases, "load_quota_levels", load_or_fail)
+    dispatcher = Dispatcher(world.ctx)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert dispatcher.dispatch() == 1
+        assert set(dispatcher.running) == {healthy.id}
+        dispatcher.running[healthy.id].result(timeout=60)
+    finally:
+        dispatcher.pool.shutdown(wait=True)  # the scheduler itself was never started
+    assert "lease_acquire_failed" in [entry["event"] for entry in logs]

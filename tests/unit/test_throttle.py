@@ -207,14 +207,32 @@ def test_restore_never_raises_a_level_this_process_knows_to_be_lower() -> None:
     assert registry.levels("acme", "eu")["searchOrders"].tokens == pytest.approx(1.0)
 
 
-def test_restore_caps_at_the_burst_and_adopts_the_saved_rate() -> None:
+def test_restore_caps_at_the_burst_and_never_raises_the_rate() -> None:
     time = FakeTime()
     registry = _registry(time, UsagePlan(0.5, 10))
 
     registry.restore("acme", "eu", {"searchOrders": BucketLevel(2.0, 2.0)}, age_seconds=3600.0)
 
-    level = registry.levels("acme", "eu")["searchOrders"]
-    assert level == BucketLevel(tokens=10.0, rate=2.0)
+    assert registry.levels("acme", "eu")["searchOrders"] == BucketLevel(tokens=10.0, rate=0.5)
+
+
+def test_restore_adopts_a_lower_saved_rate_and_refills_at_it() -> None:
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+
+    registry.restore("acme", "eu", {"searchOrders": BucketLevel(0.0, 0.25)}, age_seconds=4.0)
+
+    assert registry.levels("acme", "eu")["searchOrders"] == BucketLevel(tokens=1.0, rate=0.25)
+
+
+def test_restore_counts_queued_callers_of_an_ended_process_as_zero() -> None:
+    # A huge negative level would otherwise stall the account for years.
+    time = FakeTime()
+    registry = _registry(time, UsagePlan(0.5, 10))
+
+    registry.restore("acme", "eu", {"searchOrders": BucketLevel(-1e12, 0.5)}, age_seconds=2.0)
+
+    assert registry.levels("acme", "eu")["searchOrders"].tokens == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("rate", [0.0, -1.0, float("inf"), float("nan"), 1e9])
