@@ -369,14 +369,13 @@ class DatasetUnavailableError(SyncdError):
         self.request_id = request_id
         super().__init__(
             _(
-                "{account}: Amazon's {region} endpoint now refuses searchOrders with "
+                "Amazon's {region} endpoint now refuses searchOrders with "
                 "includedData {dataset} (400 InvalidInput, request id {request_id}), which it "
                 "accepted before; the same search without {dataset} works. syncd keeps this "
                 "account's watermark where it is and tries again every 30 minutes; the orders "
                 "arrive once Amazon accepts {dataset} again. If it persists, open a case with "
                 "Amazon and quote the request id."
             ).format(
-                account=account,
                 region=region.upper(),
                 dataset=dataset,
                 request_id=request_id or "-",

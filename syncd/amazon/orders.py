@@ -306,17 +306,18 @@ class OrdersClient:
         return None
 
     def accepts(self, query: SearchOrdersQuery) -> bool:
-        """Send page one of ``query`` and return False when Amazon answers 400 InvalidInput.
+        """Send page one of ``query``; True when Amazon answers it, False on 400 InvalidInput.
 
-        Used to find which includedData set Amazon refuses; other errors are raised.
+        Used to find which includedData set Amazon refuses; other errors are raised. A window
+        that clamps to nothing sends nothing and proves nothing, so it gives False.
         """
         try:
-            self._fetch_first_page(query)
+            fetched = self._fetch_first_page(query)
         except errors.FatalApiError as exc:
             if is_invalid_input(exc):
                 return False
             raise
-        return True
+        return fetched is not None
 
     def _fetch(self, query: Query) -> Any:
         return self.client.call(self.account, SEARCH_ORDERS, query=query).body

@@ -103,6 +103,7 @@ class _OrdersRun:
         self.log = log.bind(account=account.name, job=STREAM, run_id=uuid.uuid4().hex[:12])
         self.ttl = timedelta(seconds=ctx.settings.lease_seconds)
         self.probed = False  # whether this run probed includedData sets after InvalidInput
+        self.pages_read = 0  # pages stored since the count was last reset
 
     def run(self) -> runs.RunSummary:
         ctx, summary = self.ctx, self.summary
@@ -157,9 +158,14 @@ class _OrdersRun:
         if isinstance(exc, SQLAlchemyError):
             exc = store_error(self.ctx.settings.database_url, exc)
         self.summary.error = str(exc) if isinstance(exc, errors.SyncdError) else repr(exc)
+        reason: str | None = str(exc)
+        if status is None and self.account.status == accounts.DATASET_UNAVAILABLE:
+            # Amazon took the full search this time and something else failed: the old
+            # reason no longer holds, and 'status' shows this run's error instead.
+            status, reason = accounts.ACTIVE, None
         if status is not None:
             with self.ctx.engine.begin() as connection:
-                accounts.set_status(connection, self.account.id, status, str(exc), self.ctx.now())
+                accounts.set_status(connection, self.account.id, status, reason, self.ctx.now())
 
     def _record(self, next_run: datetime, seconds: float) -> None:
         summary = self.summary
@@ -246,29 +252,12 @@ class _OrdersRun:
             included_data=self.account.included_data,
         )
         try:
-            cursor, pages = self._read_pages(query, cursor, resume)
-        except errors.PaginationTokenError:
-            if resume is None:
-                raise
-            # Amazon no longer takes the stored token (expired, or parameters changed): read
-            # the window again from page one, once.
-            self.log.warning("orders_page_token_rejected", after=_iso(window.after))
-            cursor, pages = self._read_pages(query, cursor, None)
+            cursor, pages = self._read_recovering(query, cursor, resume)
         except errors.PaginationError as exc:
             self.log.error("orders_page_token_repeated", page=exc.page_number, reason=exc.reason)
             with self._fenced() as connection:
                 cursors.abandon_window(connection, cursor, self.ctx.now())
             raise
-        except errors.FatalApiError as exc:
-            if not (is_invalid_input(exc) and query.included_data and cursor.watermark):
-                raise
-            # The account's search worked before (it has a watermark), so a generic 400 may
-            # be Amazon refusing one includedData set, as the FE endpoint refused FULFILLMENT
-            # in August 2026. The window stays open and the watermark where it is; the next
-            # run reads the window again.
-            # NOTE: nothing is fetched without the refused set in the meantime, so the
-            # account's new orders wait too; they are not stored as "seen, status unknown".
-            cursor, pages = self._after_invalid_input(query, cursor, exc)
 
         if pages == 0:
             # Amazon's clock moved back and the window clamped to nothing: nothing was read,
@@ -312,10 +301,37 @@ class _OrdersRun:
 
     # -- pages -----------------------------------------------------------------------------------
 
+    def _read_recovering(
+        self, query: SearchOrdersQuery, cursor: cursors.Cursor, resume: tuple[Query, str] | None
+    ) -> tuple[cursors.Cursor, int]:
+        """Read the window's pages, recovering from a rejected token and from InvalidInput."""
+        try:
+            return self._read_pages(query, cursor, resume)
+        except errors.PaginationTokenError:
+            if resume is None:
+                raise
+            # Amazon no longer takes the stored token (expired, or parameters changed): read
+            # the window again from page one, once.
+            self.log.warning("orders_page_token_rejected", after=_iso(query.after))
+            return self._read_recovering(query, cursor, None)
+        except errors.FatalApiError as exc:
+            if not (is_invalid_input(exc) and query.included_data and cursor.watermark):
+                raise
+            # The account's search worked before (it has a watermark), so a generic 400 may
+            # be Amazon refusing one includedData set, as the FE endpoint refused FULFILLMENT
+            # in August 2026. The window stays open and the watermark where it is; the next
+            # run reads the window again.
+            # NOTE: nothing is fetched without the refused set in the meantime, so the
+            # account's new orders wait too; they are not stored as "seen, status unknown".
+            return self._after_invalid_input(query, cursor, exc)
+
     def _after_invalid_input(
         self, query: SearchOrdersQuery, cursor: cursors.Cursor, error: errors.FatalApiError
     ) -> tuple[cursors.Cursor, int]:
-        """Send the search once more; if Amazon refuses it again, find the refused set.
+        """Send the search once more; if Amazon refuses page one again, find the refused set.
+
+        A set refused for the whole region is refused on page one. When page one is accepted
+        and a later page is refused, no set is to blame, and the error stands.
 
         Raises:
             errors.DatasetUnavailableError: the search works without one includedData set.
@@ -326,10 +342,11 @@ class _OrdersRun:
             request_id=error.request_id,
             included_data=",".join(query.included_data),
         )
+        self.pages_read = 0
         try:
             return self._read_pages(query, cursor, None)
         except errors.FatalApiError as again:
-            if not is_invalid_input(again):
+            if not is_invalid_input(again) or self.pages_read > 0:
                 raise
             self.probed = True
             for dataset in query.included_data:
@@ -355,6 +372,7 @@ class _OrdersRun:
         for page in pages:
             cursor = self._store_page(page, cursor)
             count += 1
+            self.pages_read += 1
         return cursor, count
 
     def _store_page(self, page: OrdersPage, cursor: cursors.Cursor) -> cursors.Cursor:

@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import DataError
 
+from syncd import cli
 from syncd.db import accounts, quarantine, runs
 from syncd.db.models import Account, table_of
 from syncd.jobs import orders as orders_job
@@ -412,3 +413,77 @@ def test_an_invalid_input_that_no_dataset_explains_stays_an_error(world: JobWorl
     # The request, one repeat, then one probe per dataset.
     expected = 2 + len(japan.included_data)
     assert world.sandbox.state.call_count(operation="searchOrders") == expected
+
+
+def _account_with_two_page_window(world: JobWorld) -> accounts.AccountRecord:
+    """An EU account with a watermark, and 150 changes that its next window reads."""
+    account = world.add_account("acme-eu", "eu", DE, FR, IT)
+    assert run_orders(world.ctx, account).result == runs.SUCCEEDED
+    world.sandbox.state.evolve("Atzr|acme-eu", 150, marketplace_ids=[DE, FR, IT], ago=240)
+    time.sleep(0.01)
+    return world.account("acme-eu")
+
+
+def test_a_refusal_after_page_one_blames_no_dataset(world: JobWorld) -> None:
+    account = _account_with_two_page_window(world)
+    held = world.watermark(account)
+    # Page two is refused twice; page one, with every set, is accepted both times.
+    for after in (1, 3):
+        world.sandbox.state.add_fault(
+            {"kind": "reject_dataset", "dataset": "PROCEEDS", "after": after, "count": 1}
+        )
+    world.sandbox.state.clear_calls()
+
+    summary = run_orders(world.ctx, account)
+
+    assert summary.result == runs.FAILED
+    assert "InvalidInput" in (summary.error or "")
+    assert world.account("acme-eu").status == accounts.ACTIVE
+    # The window, its repeat, and no probes.
+    assert world.sandbox.state.call_count(operation="searchOrders") == 4
+    assert world.watermark(account) == held
+
+
+def test_a_refusal_after_a_rejected_page_token_is_probed_too(world: JobWorld) -> None:
+    account = _account_with_two_page_window(world)
+    world.sandbox.state.add_fault({"kind": "server_error", "operation": "searchOrders", "after": 1})
+    assert run_orders(world.ctx, account).result == runs.FAILED  # leaves a page token
+    world.sandbox.state.clear_faults()
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            update(CHECKPOINTS)
+            .where(CHECKPOINTS.c.account_id == account.id)
+            .values(page_token="bm90LWEtdG9rZW4=")
+        )
+    world.sandbox.state.add_fault({"kind": "reject_dataset", "dataset": "FULFILLMENT", "after": 1})
+    time.sleep(0.01)
+
+    failed = run_orders(world.ctx, world.account("acme-eu"))
+
+    assert failed.result == runs.FAILED
+    assert world.account("acme-eu").status == accounts.DATASET_UNAVAILABLE
+    assert "FULFILLMENT" in (failed.error or "")
+
+
+def test_another_failure_replaces_a_dataset_refusal_in_status(
+    world: JobWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = _account_with_two_page_window(world)
+    fault = world.sandbox.state.add_fault({"kind": "reject_dataset", "dataset": "FULFILLMENT"})
+    assert run_orders(world.ctx, account).result == runs.FAILED
+    refused = world.account("acme-eu")
+    assert refused.status == accounts.DATASET_UNAVAILABLE
+    # The reason is the account's line in 'status', so it does not repeat the account name.
+    assert not (refused.status_reason or "").startswith("acme-eu")
+    world.sandbox.state.remove_fault(fault)
+    world.sandbox.state.add_fault({"kind": "server_error", "operation": "searchOrders"})
+
+    failed = run_orders(world.ctx, refused)
+
+    assert failed.result == runs.FAILED
+    assert world.account("acme-eu").status == accounts.ACTIVE
+    capsys.readouterr()  # the world fixture's settings are the CLI's settings too
+    assert cli.run(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "acme-eu: the last run failed: searchOrders failed: HTTP 503" in out
+    assert "FULFILLMENT" not in out
