@@ -237,20 +237,20 @@ class BucketRegistry:
     ) -> None:
         """Start from levels another process saved ``age_seconds`` ago.
 
-        Each level is refilled for its age at the lower of its rate and this process's rate.
-        A bucket never rises above its level in this process, nor its rate, and a level whose
-        rate is out of bounds or whose tokens are not a finite number is ignored. Tokens below
-        zero count as zero: they were callers queued in a process that has ended, and their
-        calls were never sent.
+        Each level is refilled for its age at its rate, and the bucket adopts that rate: it is
+        the rate Amazon last reported for the seller, which a fresh process would otherwise
+        only learn from its first response. A bucket never rises above its level in this
+        process, and a level whose rate is out of bounds or whose tokens are not a finite
+        number is ignored. Tokens below zero count as zero: they were callers queued in a
+        process that has ended, and their calls were never sent.
         """
         age = max(0.0, age_seconds)
         for operation, saved in levels.items():
             if not (MIN_RATE <= saved.rate <= MAX_RATE) or not math.isfinite(saved.tokens):
                 continue
             bucket = self.bucket(account, region, operation)
-            rate = min(saved.rate, bucket.rate)
-            bucket.update_rate(rate)
-            bucket.lower_to(max(0.0, saved.tokens) + age * rate)
+            bucket.update_rate(saved.rate)
+            bucket.lower_to(max(0.0, saved.tokens) + age * saved.rate)
 
     def observe_rate_limit(
         self, account: str, region: str, operation: str, header: str | None

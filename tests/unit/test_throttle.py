@@ -207,13 +207,15 @@ def test_restore_never_raises_a_level_this_process_knows_to_be_lower() -> None:
     assert registry.levels("acme", "eu")["searchOrders"].tokens == pytest.approx(1.0)
 
 
-def test_restore_caps_at_the_burst_and_never_raises_the_rate() -> None:
+def test_restore_caps_at_the_burst_and_adopts_the_saved_rate() -> None:
+    # A fresh process would fall back to the default plan and wait minutes for a token that
+    # the seller's higher plan, reported by Amazon, has long refilled.
     time = FakeTime()
     registry = _registry(time, UsagePlan(0.5, 10))
 
     registry.restore("acme", "eu", {"searchOrders": BucketLevel(2.0, 2.0)}, age_seconds=3600.0)
 
-    assert registry.levels("acme", "eu")["searchOrders"] == BucketLevel(tokens=10.0, rate=0.5)
+    assert registry.levels("acme", "eu")["searchOrders"] == BucketLevel(tokens=10.0, rate=2.0)
 
 
 def test_restore_adopts_a_lower_saved_rate_and_refills_at_it() -> None:
