@@ -97,7 +97,7 @@ def _read_token_text(path: str, name: str) -> str:
 
     The option's type has already checked that the file exists, is no directory and is
     readable. Opening it can still fail if the file changes in between. On a terminal, ``-``
-    asks for the token and does not echo it, so it stays off the screen and the scrollback.
+    prompts for the token without echo, so it stays off the screen and the scrollback.
     """
     if path == "-" and sys.stdin.isatty():
         answer: str = click.prompt(

@@ -263,7 +263,7 @@ def show_status(ctx: click.Context) -> None:
         if status.account.status_reason:
             click.echo(f"{status.account.name}: {status.account.status_reason}")
         elif last is not None and last.result == runs.FAILED and last.error:
-            # The table says only "failed"; the reason is what the operator needs next.
+            # The table shows only "failed", and the operator needs the reason next.
             click.echo(
                 _("{account}: the last run failed: {error}").format(
                     account=status.account.name, error=last.error

@@ -306,10 +306,10 @@ class OrdersClient:
         return None
 
     def accepts(self, query: SearchOrdersQuery) -> bool:
-        """Send page one of ``query``; True when Amazon answers it, False on 400 InvalidInput.
+        """Send page one of ``query``; True on success, False on 400 InvalidInput.
 
-        Used to find which includedData set Amazon refuses; other errors are raised. A window
-        that clamps to nothing sends nothing and proves nothing, so it gives False.
+        Used to find the includedData set that Amazon rejects; other errors are raised. A
+        window that clamps to nothing sends no request and proves nothing, so it returns False.
         """
         try:
             fetched = self._fetch_first_page(query)

@@ -9,7 +9,7 @@ bucket is empty it sleeps until the next token is due.
 Amazon's bucket outlives the process. When a process gives an account up, it saves the
 levels of the account's buckets (:meth:`BucketRegistry.levels`), and the next process that
 takes the account starts from them (:meth:`BucketRegistry.restore`) instead of from a full
-burst that Amazon would answer with 429.
+burst that Amazon would reject with 429.
 """
 
 from __future__ import annotations

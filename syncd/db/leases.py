@@ -25,8 +25,8 @@ from syncd.logs import get_logger
 
 _TABLE = table_of(Lease)
 log = get_logger(__name__)
-# What damaged quota levels can raise while they are read: bad JSON or time text, a wrong
-# shape, a number too large for a float, JSON nested too deep.
+# Errors that damaged quota levels raise while they are read: invalid JSON or time text, a
+# wrong shape, a number too large for a float, JSON nested too deep.
 _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError)
 
 

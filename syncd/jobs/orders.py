@@ -55,8 +55,8 @@ STREAM = "orders"
 TOKEN_MAX_AGE = timedelta(hours=23)
 # How long an account whose orders Amazon refuses (403) waits before the next try.
 ACCESS_DENIED_RETRY = timedelta(hours=1)
-# How long an account waits after Amazon refused one of its includedData sets, or answered
-# InvalidInput in a way no set explains, before it sends the search again.
+# How long an account waits after Amazon rejected one of its includedData sets, or returned
+# InvalidInput that no set explains, before the search is sent again.
 DATASET_PROBE_INTERVAL = timedelta(minutes=30)
 # Amazon keeps about two years of orders.
 MAX_BACKFILL = timedelta(days=730)
@@ -330,8 +330,8 @@ class _OrdersRun:
     ) -> tuple[cursors.Cursor, int]:
         """Send the search once more; if Amazon refuses page one again, find the refused set.
 
-        A set refused for the whole region is refused on page one. When page one is accepted
-        and a later page is refused, no set is to blame, and the error stands.
+        A set rejected for the whole region is rejected on page one. When page one is accepted
+        and a later page is rejected, no set is to blame, and the error is raised unchanged.
 
         Raises:
             errors.DatasetUnavailableError: the search works without one includedData set.

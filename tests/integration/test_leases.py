@@ -168,7 +168,7 @@ def test_dispatcher_frees_slot_when_release_fails(
         dispatcher.pool.shutdown(wait=True)
 
 
-def test_quota_levels_follow_the_lease_to_the_next_process(world: JobWorld) -> None:
+def test_quota_levels_follow_lease(world: JobWorld) -> None:
     # Amazon's bucket belongs to the seller, not to the process: one that takes the account
     # over must not start from a full burst that the previous one has spent.
     account = world.add_account("acme-na", "na", US)
@@ -252,9 +252,7 @@ def test_damaged_saved_levels_never_block_the_lease(world: JobWorld, text: str) 
     assert [entry["event"] for entry in logs] == ["quota_levels_unreadable"]
 
 
-def test_one_account_whose_lease_fails_does_not_stop_the_others(
-    world: JobWorld, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dispatcher_skips_failing_lease(world: JobWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = world.add_account("aaa-broken", "na", US)
     healthy = world.add_account("zzz-healthy", "na", US)
     load = leases.load_quota_levels

@@ -200,7 +200,7 @@ def test_commands_need_a_migrated_database(
     assert "Run 'syncd db upgrade' first." in err
 
 
-def test_a_missing_sqlite_file_is_not_created(
+def test_missing_sqlite_file_not_created(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # A mistyped path must not leave an empty database behind that later looks like a new
@@ -214,7 +214,7 @@ def test_a_missing_sqlite_file_is_not_created(
     assert not (tmp_path / "typo.db").exists()
 
 
-def test_the_upgrade_hint_names_the_env_file(
+def test_upgrade_hint_names_env_file(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     env_file = tmp_path / "my settings.env"
@@ -384,15 +384,15 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_a_token_typed_on_a_terminal_is_asked_for_and_hidden(
+def test_terminal_token_prompt_is_hidden(
     cli_env: tuple[SandboxServer, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    asked: list[dict[str, object]] = []
+    prompts: list[dict[str, object]] = []
 
     def prompt(text: str, **options: object) -> str:
-        asked.append({"text": text, **options})
+        prompts.append({"text": text, **options})
         return REFRESH_TOKEN
 
     monkeypatch.setattr(sys, "stdin", _Terminal(""))
@@ -400,13 +400,13 @@ def test_a_token_typed_on_a_terminal_is_asked_for_and_hidden(
     args = ["account", "add", "acme", "--region", "na", "--marketplace", US]
 
     assert cli.run([*args, "--refresh-token-file", "-"]) == 0
-    assert len(asked) == 1
-    assert asked[0]["hide_input"] is True
-    assert "Paste the refresh token" in str(asked[0]["text"])
+    assert len(prompts) == 1
+    assert prompts[0]["hide_input"] is True
+    assert "Paste the refresh token" in str(prompts[0]["text"])
     assert REFRESH_TOKEN not in capsys.readouterr().out
 
 
-def test_env_file_after_the_command_says_where_it_goes(
+def test_env_file_after_command_explained(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     assert cli.run(["status", "--env-file", str(tmp_path / "x.env")]) == 2

@@ -333,7 +333,7 @@ def _next_run_at(world: JobWorld, account_id: int) -> Any:
         ).scalar_one()
 
 
-def test_a_dataset_refused_in_one_region_holds_that_region_only(world: JobWorld) -> None:
+def test_refused_dataset_stops_one_region(world: JobWorld) -> None:
     # In August 2026, every FE searchOrders with FULFILLMENT got 400 InvalidInput for days
     # while the same request worked on NA. Without FULFILLMENT there is no
     # order status, so the FE watermark must hold until Amazon takes it again.
@@ -384,7 +384,7 @@ def test_a_dataset_refused_in_one_region_holds_that_region_only(world: JobWorld)
     assert _cursor(world, japan.id)["window_after"] is None
 
 
-def test_a_first_run_refused_is_not_probed(world: JobWorld) -> None:
+def test_refused_first_run_not_probed(world: JobWorld) -> None:
     # Without an earlier success the 400 may well be syncd's own mistake: no probing calls.
     japan = world.add_account("acme-fe", "fe", JP)
     world.sandbox.state.add_fault(
@@ -398,7 +398,7 @@ def test_a_first_run_refused_is_not_probed(world: JobWorld) -> None:
     assert world.account("acme-fe").status == accounts.ACTIVE
 
 
-def test_an_invalid_input_that_no_dataset_explains_stays_an_error(world: JobWorld) -> None:
+def test_unexplained_invalid_input_fails(world: JobWorld) -> None:
     japan = world.add_account("acme-fe", "fe", JP)
     assert run_orders(world.ctx, japan).result == runs.SUCCEEDED
     world.sandbox.state.clear_calls()
@@ -424,7 +424,7 @@ def _account_with_two_page_window(world: JobWorld) -> accounts.AccountRecord:
     return world.account("acme-eu")
 
 
-def test_a_refusal_after_page_one_blames_no_dataset(world: JobWorld) -> None:
+def test_later_page_rejection_blames_no_dataset(world: JobWorld) -> None:
     account = _account_with_two_page_window(world)
     held = world.watermark(account)
     # Page two is refused twice; page one, with every set, is accepted both times.
@@ -444,7 +444,7 @@ def test_a_refusal_after_page_one_blames_no_dataset(world: JobWorld) -> None:
     assert world.watermark(account) == held
 
 
-def test_a_refusal_after_a_rejected_page_token_is_probed_too(world: JobWorld) -> None:
+def test_rejection_after_bad_token_is_probed(world: JobWorld) -> None:
     account = _account_with_two_page_window(world)
     world.sandbox.state.add_fault({"kind": "server_error", "operation": "searchOrders", "after": 1})
     assert run_orders(world.ctx, account).result == runs.FAILED  # leaves a page token
@@ -465,7 +465,7 @@ def test_a_refusal_after_a_rejected_page_token_is_probed_too(world: JobWorld) ->
     assert "FULFILLMENT" in (failed.error or "")
 
 
-def test_another_failure_replaces_a_dataset_refusal_in_status(
+def test_new_failure_replaces_dataset_status(
     world: JobWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
     account = _account_with_two_page_window(world)

@@ -182,7 +182,7 @@ def test_levels_report_each_bucket_of_the_account() -> None:
     assert levels == {"searchOrders": BucketLevel(tokens=pytest.approx(3.0), rate=0.5)}
 
 
-def test_restored_level_refills_for_the_time_since_it_was_saved() -> None:
+def test_restore_refills_for_saved_age() -> None:
     # Another process left Amazon's bucket empty 4 s ago; at 0.5/s two tokens are back.
     time = FakeTime()
     registry = _registry(time, UsagePlan(0.5, 10))
@@ -195,7 +195,7 @@ def test_restored_level_refills_for_the_time_since_it_was_saved() -> None:
     assert waits[2] == pytest.approx(2.0)
 
 
-def test_restore_never_raises_a_level_this_process_knows_to_be_lower() -> None:
+def test_restore_keeps_lower_level() -> None:
     time = FakeTime()
     registry = _registry(time, UsagePlan(0.5, 10))
     bucket = registry.bucket("acme", "eu", "searchOrders")
@@ -207,7 +207,7 @@ def test_restore_never_raises_a_level_this_process_knows_to_be_lower() -> None:
     assert registry.levels("acme", "eu")["searchOrders"].tokens == pytest.approx(1.0)
 
 
-def test_restore_caps_at_the_burst_and_adopts_the_saved_rate() -> None:
+def test_restore_caps_burst_adopts_rate() -> None:
     # A fresh process would fall back to the default plan and wait minutes for a token that
     # the seller's higher plan, reported by Amazon, has long refilled.
     time = FakeTime()
@@ -218,7 +218,7 @@ def test_restore_caps_at_the_burst_and_adopts_the_saved_rate() -> None:
     assert registry.levels("acme", "eu")["searchOrders"] == BucketLevel(tokens=10.0, rate=2.0)
 
 
-def test_restore_adopts_a_lower_saved_rate_and_refills_at_it() -> None:
+def test_restore_refills_at_lower_rate() -> None:
     time = FakeTime()
     registry = _registry(time, UsagePlan(0.5, 10))
 
@@ -227,7 +227,7 @@ def test_restore_adopts_a_lower_saved_rate_and_refills_at_it() -> None:
     assert registry.levels("acme", "eu")["searchOrders"] == BucketLevel(tokens=1.0, rate=0.25)
 
 
-def test_restore_counts_queued_callers_of_an_ended_process_as_zero() -> None:
+def test_restore_floors_negative_tokens() -> None:
     # A huge negative level would otherwise stall the account for years.
     time = FakeTime()
     registry = _registry(time, UsagePlan(0.5, 10))
