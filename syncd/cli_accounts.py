@@ -17,8 +17,8 @@ from syncd.crypto import Vault
 from syncd.db import accounts
 from syncd.i18n import gettext as _
 
-# What an account asks Amazon for unless told otherwise: status and shipping, money,
-# promotions, cancellations and packages. Buyer data needs Amazon's restricted roles.
+# The datasets an account requests by default: status and shipping, money, promotions,
+# cancellations and packages. Buyer data needs Amazon's restricted roles.
 DEFAULT_INCLUDED_DATA = ("FULFILLMENT", "PROCEEDS", "PROMOTION", "CANCELLATION", "PACKAGES")
 # LWA refresh tokens start with this; access tokens start with "Atza|".
 REFRESH_TOKEN_PREFIX = "Atzr|"

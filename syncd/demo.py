@@ -3,9 +3,9 @@
 The demo starts the local sandbox in this process on free loopback ports, creates an SQLite
 database in the current folder (``syncd-demo.sqlite3``, made anew on every run) and migrates
 it. It adds three demo sellers: NA with US, EU with DE, FR and IT, FE with JP. Then it runs
-the orders job, which backfills 30 days; lets the sandbox create and change orders; runs the
-job again, which reads only what changed; and prints the stored orders per marketplace and
-status, the API calls used and the time taken.
+the orders job, which backfills 30 days, and lets the sandbox create and change orders. It
+runs the job again, which reads only what changed. Last it prints the stored orders per
+marketplace and status, the API calls used and the time taken.
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ DEMO_DATASETS = ("FULFILLMENT", "PROCEEDS", "PROMOTION", "PACKAGES", "BUYER", "R
 # not wait three minutes for each searchOrders token after the burst.
 DEMO_SPEED = 60.0
 # Changes the sandbox makes per seller between the two runs. They are dated four minutes
-# back, so the second run sees them now instead of after the two-minute rule lets it.
+# back, so they already lie inside the second run's window despite the two-minute rule.
 DEMO_CHANGES = 15
 DEMO_CHANGES_AGO = 240.0  # seconds
 
 
 @dataclass
 class DemoResult:
-    """What the two runs did and what they cost."""
+    """Results of the two runs: orders, pages, API calls and time."""
 
     first: list[RunSummary] = field(default_factory=list)
     second: list[RunSummary] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""What ``syncd status`` shows, read from syncd's tables.
+"""Figures for ``syncd status``, read from syncd's tables.
 
 Lag is derived, not stored: an account's orders are complete up to its watermark, so the lag
 of each of its marketplaces is the time since that watermark. The newest order update stored

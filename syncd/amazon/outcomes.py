@@ -276,7 +276,7 @@ def parse_errors(content: bytes) -> tuple[AmazonError, ...]:
     if not isinstance(body, dict):
         return ()
     if "errors" not in body and isinstance(body.get("message"), str):
-        # A gateway in front of SP-API answers {"message": "..."} without an error list.
+        # A gateway in front of SP-API returns {"message": "..."} without an error list.
         return (AmazonError(None, body["message"]),)
     raw = body.get("errors")
     if isinstance(raw, dict):

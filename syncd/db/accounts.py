@@ -5,7 +5,7 @@ An account's status decides whether the daemon works on it:
 - ``active``: due runs happen;
 - ``reauth_required``: LWA rejected the refresh token (``invalid_grant``); nothing runs until
   the seller authorizes again and ``syncd account add --replace`` stores the new token;
-- ``access_denied``: Amazon answered 403 (a missing role); runs are tried again hourly.
+- ``access_denied``: Amazon returned 403 (a missing role), so runs are tried again hourly.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def save_account(
     """Store a new account, or with ``replace`` a new token and settings for an existing one.
 
     Replacing keeps the account's orders and makes it active again. It keeps the checkpoints
-    too, unless the region, the marketplaces or the datasets change: the watermark says
-    nothing about what was never asked for, so the next run starts again with the backfill.
+    too, unless the region, the marketplaces or the datasets change. The watermark covers
+    only what was requested, so the next run then starts again with the backfill.
 
     Raises:
         errors.MarketplaceError: a marketplace is unknown or of another region.

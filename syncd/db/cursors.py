@@ -22,7 +22,7 @@ _TABLE = table_of(Checkpoint)
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where one stream stands."""
+    """Position of one stream: watermark, open window and page token."""
 
     account_id: int
     stream: str

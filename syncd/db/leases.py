@@ -2,8 +2,8 @@
 
 A lease row exists for every account. A worker takes it when it is free or expired, renews
 it while it works, and gives it back when done. Every step is one conditional UPDATE, which
-is atomic on SQLite, PostgreSQL and MariaDB/MySQL alike; whether it matched tells the
-caller whether it holds the lease.
+is atomic on SQLite, PostgreSQL and MariaDB/MySQL alike. The caller holds the lease when the
+UPDATE matched its row.
 
 Expiry times are written and compared on the database server's clock, so two nodes whose
 clocks disagree still agree on when a lease has expired. SQLite is a local file, so its

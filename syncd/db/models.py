@@ -88,7 +88,7 @@ class Account(Base):
 
 
 class Lease(Base):
-    """Which worker owns an account until when; one row per account."""
+    """Lease of an account: the worker that owns it and until when; one row per account."""
 
     __tablename__ = "syncd_leases"
     __table_args__ = MYSQL_TABLE_OPTIONS
@@ -105,7 +105,7 @@ class Lease(Base):
 
 
 class Checkpoint(Base):
-    """Where one query stream of an account stands (for example the account's orders)."""
+    """Position of one query stream of an account (for example the account's orders)."""
 
     __tablename__ = "syncd_checkpoints"
     __table_args__ = (UniqueConstraint("account_id", "stream"), MYSQL_TABLE_OPTIONS)

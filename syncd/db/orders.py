@@ -5,9 +5,9 @@ batched insert, one batched update, and the items of every inserted or changed o
 replaced in two more. The caller commits the page together with its page token.
 
 Amazon sends each order whole, so a newer version replaces the row. Two exceptions keep
-data that a later response does not repeat: a missing part of the PII (buyer, recipient,
-tax registrations, an item's gift message) means "not returned" and keeps the stored value,
-and an order whose ``lastUpdatedTime`` is older than the stored one is skipped.
+data that a later response does not repeat. A missing part of the PII (buyer, recipient,
+tax registrations, an item's gift message) means "not returned" and keeps the stored value.
+An order whose ``lastUpdatedTime`` is older than the stored one is skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _ITEMS = table_of(OrderItem)
 
 @dataclass
 class StoreResult:
-    """What storing one batch of orders did."""
+    """Counts of one stored batch (new, updated, unchanged, older) and the ids stored."""
 
     new: int = 0
     updated: int = 0

@@ -51,7 +51,7 @@ def quarantine_record(
     """Quarantine a record, or count one more failure of an open entry; return its id.
 
     A record id longer than its column and a very long reason are shortened and end in "…",
-    so that the entry itself always fits; the payload keeps the whole id.
+    so that the entry always fits. The payload keeps the whole id.
     """
     record_id = _shortened(record_id, ID_LENGTH) if record_id is not None else None
     reason = _shortened(reason, MAX_REASON_LENGTH)

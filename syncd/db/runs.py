@@ -18,7 +18,7 @@ STOPPED = "stopped"
 
 @dataclass
 class RunSummary:
-    """What one run did; also the keys of the run's summary log line."""
+    """Outcome of one run, whose fields are also the keys of the run's summary log line."""
 
     account_id: int
     job: str
@@ -47,7 +47,7 @@ def record_run(connection: Connection, summary: RunSummary) -> None:
 
 @dataclass(frozen=True)
 class RecentCalls:
-    """API calls and 429 answers of an account since some time."""
+    """API calls and 429 responses of an account since a given time."""
 
     api_calls: int
     throttled: int

@@ -1,9 +1,9 @@
 """Column types that behave the same on SQLite, PostgreSQL and MariaDB/MySQL.
 
-- :class:`UtcDateTime` stores UTC with microseconds and no zone (``DATETIME(6)`` on
-  MariaDB/MySQL, whose sessions syncd sets to ``+00:00``; ``TIMESTAMP`` on PostgreSQL; one
-  fixed text format on SQLite) and returns aware UTC datetimes. A naive datetime is refused,
-  because its instant is unknown.
+- :class:`UtcDateTime` stores UTC with microseconds and no zone, and returns aware UTC
+  datetimes. It is ``DATETIME(6)`` on MariaDB/MySQL, whose sessions syncd sets to
+  ``+00:00``, ``TIMESTAMP`` on PostgreSQL and one fixed text format on SQLite. A naive
+  datetime is rejected, because its instant is unknown.
 - :data:`LongText` holds documents such as an order's raw JSON, which can exceed the 64 KiB
   of MySQL's ``TEXT``.
 - :class:`Money` keeps amounts exact: ``DECIMAL(18, 4)`` covers every currency Amazon uses.

@@ -1,4 +1,4 @@
-"""What every job needs: settings, the database, the SP-API client, the vault, a stop flag."""
+"""Job context: settings, the database, the SP-API client, the vault and a stop flag."""
 
 from __future__ import annotations
 

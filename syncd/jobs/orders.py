@@ -2,10 +2,11 @@
 
 One run of one account, step by step:
 
-1. Resume the open window from its stored page token while the token is fresh; otherwise
-   start the window again, or start the next one: from the watermark minus the look-back
-   (or, on the first run, from the backfill start) to Amazon's two-minute bound, cut into
-   windows of at most ``SYNCD_ORDERS_WINDOW_DAYS`` so an interrupted backfill resumes.
+1. Resume the open window from its stored page token while the token is fresh. Otherwise
+   read that window again from page one, or plan the next window. Windows run from the
+   watermark minus the look-back (on the first run, from the backfill start) to Amazon's
+   two-minute bound. They are at most ``SYNCD_ORDERS_WINDOW_DAYS`` long, so an interrupted
+   backfill resumes where it stopped.
 2. For each page, in one transaction: upsert the orders and their items, quarantine the
    orders that do not parse or store, and save the next page's token.
 3. After the last page, move the watermark to the window's bound (never backwards).
@@ -63,7 +64,7 @@ MAX_BACKFILL = timedelta(days=730)
 
 
 class _CallCounter:
-    """Counts the SP-API calls and 429 answers of one account during one run."""
+    """Counter of the SP-API calls and 429 responses of one account during one run."""
 
     def __init__(self, account: str, region: str) -> None:
         self.account = account
@@ -87,8 +88,8 @@ class _Window:
 def run_orders(ctx: JobContext, account: AccountRecord) -> runs.RunSummary:
     """Run the orders job once for ``account``; the caller holds the account's lease.
 
-    Never raises for a failure of the run itself: the summary's result says what happened,
-    and the account's next run is scheduled.
+    Never raises for a failure of the run itself. The summary's result records what
+    happened, and the account's next run is scheduled.
     """
     return _OrdersRun(ctx, account).run()
 
@@ -111,6 +112,7 @@ class _OrdersRun:
         ctx.client.add_listener(counter)
         started = time.monotonic()
         next_run = ctx.now() + timedelta(seconds=ctx.settings.orders_interval)
+
         try:
             with self._fenced(take=True) as connection:
                 seller = accounts.seller_account(connection, ctx.vault, self.account)
@@ -143,9 +145,11 @@ class _OrdersRun:
             self._fail(exc)
         finally:
             ctx.client.remove_listener(counter)
+
         if self.probed:
-            # The probes spent searchOrders quota; the search waits before it is sent again.
+            # The probes spent searchOrders quota, so the search waits before it is sent again.
             next_run = max(next_run, ctx.now() + DATASET_PROBE_INTERVAL)
+
         summary.api_calls, summary.throttled = counter.calls, counter.throttled
         summary.finished_at = ctx.now()
         clock = ctx.client.clock

@@ -301,7 +301,7 @@ class SandboxState:
         """Apply ``count`` realistic order changes and return what changed.
 
         The changes happen ``ago`` seconds before the sandbox's now (only orders last updated
-        before then change), so a client whose window ends two minutes back sees them at once.
+        before then change), so they fall inside a client window that ends two minutes back.
         """
         if ago < 0:
             raise ValueError("ago must be zero or positive")

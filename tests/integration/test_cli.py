@@ -309,7 +309,7 @@ def test_token_file_that_is_not_utf8_is_rejected(
     assert "is not UTF-8 text" in capsys.readouterr().err
 
 
-def test_refresh_token_file_with_byte_order_mark_is_accepted(
+def test_token_file_byte_order_mark_accepted(
     account_env: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

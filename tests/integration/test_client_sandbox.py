@@ -572,7 +572,7 @@ def test_threads_sharing_a_bucket_keep_the_time_budget(
     for thread in threads:
         thread.join()
 
-    # A first attempt waits its turn in the queue as the plan requires; what follows it, the
-    # backoff and the retries' quota waits, stays within SYNCD_RETRY_MAX_SECONDS.
+    # A first attempt waits its turn in the queue, as the plan requires. The backoff and the
+    # retries' quota waits after it stay within SYNCD_RETRY_MAX_SECONDS.
     assert len(retry_times) == 6
     assert max(retry_times) <= 3.5

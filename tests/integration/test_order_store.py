@@ -176,7 +176,7 @@ def test_versions_unchanged_and_older_are_not_written(store: tuple[Engine, Vault
     assert row.synced_at == first.synced_at
 
 
-def test_same_order_twice_in_a_batch_keeps_the_newest(store: tuple[Engine, Vault, int]) -> None:
+def test_duplicate_order_in_batch_keeps_newest(store: tuple[Engine, Vault, int]) -> None:
     engine, vault, account_id = store
     newer = copy.deepcopy(RAW)
     newer["lastUpdatedTime"] = "2026-05-10T11:00:00Z"

@@ -206,7 +206,7 @@ def test_access_denied_is_retried_hourly(world: JobWorld) -> None:
     assert world.watermark(account) is None
 
 
-def test_unparsable_order_is_quarantined_and_the_run_goes_on(world: JobWorld) -> None:
+def test_unparsable_order_quarantined_run_continues(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
     broken = _settled_order(world, "Atzr|acme-na", US)["orderId"]
     world.sandbox.state.patch_order(
@@ -279,7 +279,7 @@ def test_text_longer_than_its_column_is_quarantined(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
     document = _settled_order(world, "Atzr|acme-na", US)
     items = document["orderItems"]
-    items[0]["product"]["sellerSku"] = "S" * 300  # the column holds 200 characters
+    items[0]["product"]["sellerSku"] = "S" * 300  # the column takes 200 characters
     world.sandbox.state.patch_order(
         "Atzr|acme-na",
         document["orderId"],

@@ -53,7 +53,7 @@ def test_first_run_backfills_every_order(world: JobWorld) -> None:
         )
 
 
-def test_backfill_runs_in_windows_and_ends_at_the_bound(world: JobWorld) -> None:
+def test_backfill_windows_end_at_bound(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
 
     summary = run_orders(world.ctx, account)
