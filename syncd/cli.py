@@ -13,6 +13,7 @@ from syncd import __version__, cli_base, config, errors, i18n, logs
 from syncd.amazon import marketplaces
 from syncd.cli_accounts import account_group, key_group
 from syncd.cli_orders import once_group, quarantine_group, run_daemon, show_status
+from syncd.cli_shipments import outbox_group, ship
 from syncd.cli_support import create_console, load_settings
 from syncd.i18n import gettext as _
 from syncd.sandbox.cli import sandbox as sandbox_group
@@ -87,6 +88,8 @@ for command in (
     run_daemon,
     show_status,
     quarantine_group,
+    ship,
+    outbox_group,
     sandbox_group,
 ):
     app.add_command(command)

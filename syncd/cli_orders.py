@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from types import FrameType
 
 import click
@@ -32,7 +33,7 @@ from syncd.jobs.leasing import LeaseKeeper
 from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
 from syncd.logs import get_logger
 from syncd.scheduler import Dispatcher
-from syncd.status import gather_status
+from syncd.status import gather_shipments, gather_status
 
 log = get_logger(__name__)
 
@@ -147,7 +148,10 @@ def _echo_summary(name: str, summary: runs.RunSummary) -> None:
 @click.command(
     "run",
     cls=cli_base.Command,
-    help=_("Run the daemon: sync every account's orders continuously until SIGTERM or Ctrl+C."),
+    help=_(
+        "Run the daemon: sync every account's orders and send its shipments continuously "
+        "until SIGTERM or Ctrl+C."
+    ),
 )
 @click.pass_context
 def run_daemon(ctx: click.Context) -> None:
@@ -202,9 +206,14 @@ def _say_when_next_due(records: list[accounts.AccountRecord]) -> None:
 )
 @click.pass_context
 def show_status(ctx: click.Context) -> None:
+    from syncd.cli_shipments import print_outbox_status  # noqa: PLC0415 - it imports this module
+
     settings = load_settings(ctx)
+    now = utc_now()
+    warning = timedelta(hours=settings.shipment_deadline_warning)
     with open_database(settings) as engine, engine.begin() as connection:
-        statuses = gather_status(connection, utc_now())
+        statuses = gather_status(connection, now)
+        shipments = gather_shipments(connection, now, warning)
     if not statuses:
         click.echo(_("No accounts yet; add one with 'syncd account add'."))
         return
@@ -258,6 +267,7 @@ def show_status(ctx: click.Context) -> None:
                 format_duration(status.lag),
             )
     console.print(marketplaces_table)
+    print_outbox_status(shipments, {status.account.id: status.account.name for status in statuses})
     for status in statuses:
         last = status.last_run
         if status.account.status_reason:

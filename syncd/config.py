@@ -15,7 +15,7 @@ from typing import Literal
 
 import pydantic
 from dotenv import dotenv_values
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from syncd import errors, systemd
@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=300.0, ge=30, le=3_600)
     dispatch_interval: float = Field(default=10.0, ge=1, le=300)  # seconds
 
+    shipments_interval: float = Field(default=10.0, ge=1, le=3_600)  # seconds between looks
+    shipment_workers: int = Field(default=2, ge=1, le=64)  # accounts shipping at the same time
+    # How long a row being sent stays claimed by one worker before another may take it.
+    shipment_claim_seconds: float = Field(default=600.0, ge=30, le=86_400)
+    shipment_retry_base_delay: float = Field(default=30.0, gt=0, le=3_600)  # seconds
+    shipment_retry_max_delay: float = Field(default=1_800.0, gt=0, le=86_400)  # seconds
+    shipment_deadline_warning: float = Field(default=12.0, gt=0, le=240)  # hours
+    # Amazon carrier codes to accept beyond syncd's own list (Amazon adds carriers).
+    carrier_codes: list[str] = Field(default_factory=list)
+    # Extra carrier names (as the WMS writes them) and the Amazon carrier code of each.
+    carrier_map: dict[str, str] = Field(default_factory=dict)
+
     https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password
     http_connect_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
     http_read_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds
@@ -101,6 +113,20 @@ class Settings(BaseSettings):
         except ArgumentError as exc:
             raise ValueError(str(exc)) from exc
         check_database_url(value)
+        return value
+
+    @field_validator("carrier_map")
+    @classmethod
+    def _check_carrier_map(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        from syncd.shipping.carriers import unknown_codes  # noqa: PLC0415
+
+        unknown = unknown_codes(value.values(), info.data.get("carrier_codes", ()))
+        if unknown:
+            raise ValueError(
+                _("not Amazon carrier codes: {codes}; add them to SYNCD_CARRIER_CODES").format(
+                    codes=", ".join(unknown)
+                )
+            )
         return value
 
     @field_validator("language", mode="before")
@@ -172,6 +198,16 @@ _EXPECTED: dict[str, str] = {
     "max_workers": N_("a whole number from 1 to 64"),
     "lease_seconds": N_("seconds, a number from 30 to 3600"),
     "dispatch_interval": N_("seconds, a number from 1 to 300"),
+    "shipments_interval": N_("seconds, a number from 1 to 3600"),
+    "shipment_workers": N_("a whole number from 1 to 64"),
+    "shipment_claim_seconds": N_("seconds, a number from 30 to 86400"),
+    "shipment_retry_base_delay": N_("seconds, a number above 0 and at most 3600"),
+    "shipment_retry_max_delay": N_("seconds, a number above 0 and at most 86400"),
+    "shipment_deadline_warning": N_("hours, a number above 0 and at most 240"),
+    "carrier_map": N_(
+        'a JSON object from carrier name to Amazon carrier code, such as {"YW": "Yanwen"}'
+    ),
+    "carrier_codes": N_('a JSON list of Amazon carrier codes, such as ["Yodel", "Evri"]'),
     "http_connect_timeout": N_("seconds, a number above 0 and at most 300"),
     "http_read_timeout": N_("seconds, a number above 0 and at most 600"),
     "http_write_timeout": N_("seconds, a number above 0 and at most 600"),

@@ -2,9 +2,13 @@
 
 Every ``SYNCD_DISPATCH_INTERVAL`` seconds the dispatcher reads which accounts are due (their
 next run time lives in the database), takes each one's lease, and runs its orders job on a
-worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. Each worker keeps its account's lease
-alive with a heartbeat. Stopping sets the context's stop event: quota waits and retries end
-at once, the page in flight commits or rolls back, and the leases are released.
+worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. Every ``SYNCD_SHIPMENTS_INTERVAL``
+seconds it looks for accounts with shipment requests or outbox rows to send and runs their
+shipments job on a pool of its own (``SYNCD_SHIPMENT_WORKERS``), so a long orders backfill
+never delays a tracking number. The lease belongs to the process: both jobs of one account
+may run at once, and the last one to finish gives the lease back. Stopping sets the
+context's stop event: quota waits and retries end at once, the page or confirmation in
+flight commits or rolls back, and the leases are released.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.db import accounts
 from syncd.jobs.context import JobContext
-from syncd.jobs.leasing import LeaseKeeper
+from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import run_orders
+from syncd.jobs.shipments import accounts_with_shipments, run_shipments
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
@@ -34,7 +39,12 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="syncd-worker"
         )
+        self.ship_pool = ThreadPoolExecutor(
+            max_workers=settings.shipment_workers, thread_name_prefix="syncd-shipper"
+        )
         self.running: dict[int, Future[None]] = {}
+        self.shipping: dict[int, Future[None]] = {}
+        self.leases = LeaseBook(ctx)
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -52,6 +62,13 @@ class Dispatcher:
             next_run_time=self.ctx.now(),
             id="dispatch",
         )
+        self.scheduler.add_job(
+            self.dispatch_shipments,
+            "interval",
+            seconds=settings.shipments_interval,
+            next_run_time=self.ctx.now(),
+            id="shipments",
+        )
         self.scheduler.start()
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
 
@@ -68,9 +85,8 @@ class Dispatcher:
                     continue
                 if len(self.running) >= self.ctx.settings.max_workers:
                     break
-            keeper = LeaseKeeper(self.ctx, account)
             try:
-                acquired = keeper.acquire()
+                acquired = self.leases.take(account)
             except Exception:
                 # One account whose lease cannot be taken (a database error, a bug) must not
                 # stop the others: it is logged and tried again at the next dispatch.
@@ -79,27 +95,61 @@ class Dispatcher:
             if not acquired:
                 continue
             with self._lock:
-                self.running[account.id] = self.pool.submit(self._work, account, keeper)
+                self.running[account.id] = self.pool.submit(self._work, account)
             started += 1
         return started
 
-    def _work(self, account: accounts.AccountRecord, keeper: LeaseKeeper) -> None:
+    def dispatch_shipments(self) -> int:
+        """Start the shipments job of accounts with requests or rows to send."""
+        if self.ctx.stop.is_set():
+            return 0
+        started = 0
+        for account in accounts_with_shipments(self.ctx):
+            with self._lock:
+                if account.id in self.shipping:
+                    continue
+                if len(self.shipping) >= self.ctx.settings.shipment_workers:
+                    break
+            try:
+                acquired = self.leases.take(account)
+            except Exception:
+                log.exception("lease_acquire_failed", account=account.name)
+                continue
+            if not acquired:
+                continue
+            with self._lock:
+                self.shipping[account.id] = self.ship_pool.submit(self._ship, account)
+            started += 1
+        return started
+
+    def _work(self, account: accounts.AccountRecord) -> None:
         try:
-            with keeper:
-                run_orders(self.ctx, account)
+            run_orders(self.ctx, account)
         except Exception:
             # The job records its own failures; this is a bug, logged once with its traceback.
             log.exception("worker_failed", account=account.name)
         finally:
             # Always free the slot, even when the lease could not be given back.
+            self.leases.give_back(account)
             with self._lock:
                 self.running.pop(account.id, None)
+
+    def _ship(self, account: accounts.AccountRecord) -> None:
+        try:
+            run_shipments(self.ctx, account)
+        except Exception:
+            log.exception("worker_failed", account=account.name, job="shipments")
+        finally:
+            self.leases.give_back(account)
+            with self._lock:
+                self.shipping.pop(account.id, None)
 
     def stop(self) -> None:
         """Stop dispatching, let running pages finish, and give every lease back."""
         self.ctx.stop.set()
         self.scheduler.shutdown(wait=True)
         self.pool.shutdown(wait=True)
+        self.ship_pool.shutdown(wait=True)
         log.info("dispatcher_stopped", owner=self.ctx.owner)
 
     @staticmethod

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from syncd.db import accounts, quarantine, runs
+from syncd.db import accounts, intake, outbox, quarantine, runs
 from syncd.db.models import Checkpoint, Order, table_of
 
 _ORDERS = table_of(Order)
@@ -136,3 +136,26 @@ def count_orders(connection: Connection) -> list[OrderCounts]:
             entry.multichannel + (int(count) if multichannel else 0),
         )
     return [found[key] for key in sorted(found)]
+
+
+REJECTED_DAYS = 7  # how far back status counts rejected shipment requests
+
+
+@dataclass(frozen=True)
+class ShipmentFigures:
+    """The outbox per account id and the rejected requests per account name."""
+
+    now: datetime
+    warning: timedelta
+    outbox: dict[int, outbox.OutboxSummary]
+    rejected: dict[str, int]
+
+
+def gather_shipments(connection: Connection, now: datetime, warning: timedelta) -> ShipmentFigures:
+    """Read the outbox figures and recent rejections for ``syncd status``."""
+    return ShipmentFigures(
+        now=now,
+        warning=warning,
+        outbox=outbox.summarize(connection, now, warning),
+        rejected=intake.count_rejected(connection, now - timedelta(days=REJECTED_DAYS)),
+    )

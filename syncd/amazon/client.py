@@ -267,8 +267,12 @@ class SpApiClient:
         path_params: Mapping[str, str] | None = None,
         query: Query | None = None,
         json_body: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> ApiResponse:
         """Send one SP-API request for ``account``, retrying transient failures.
+
+        ``retry`` replaces the client's policy for this call: a job that retries later by
+        itself (the shipment outbox) gives up sooner instead of holding its worker.
 
         Raises:
             errors.MarketplaceError: a marketplace id of the request is in another region.
@@ -277,7 +281,7 @@ class SpApiClient:
         """
         target = _Target(account.name, account.region, operation)
         request = self._build_request(target, path_params, query, json_body)
-        return self._call(self.token_provider(account), target, request)
+        return self._call(self.token_provider(account), target, request, retry or self.retry)
 
     def call_grantless(
         self,
@@ -292,7 +296,7 @@ class SpApiClient:
         """Send a grantless request (client_credentials with ``scope``) to ``region``."""
         target = _Target(GRANTLESS_ACCOUNT, region, operation)
         request = self._build_request(target, path_params, query, json_body)
-        return self._call(self.grantless_provider(scope), target, request)
+        return self._call(self.grantless_provider(scope), target, request, self.retry)
 
     def _build_request(
         self,
@@ -321,7 +325,7 @@ class SpApiClient:
         return request
 
     def _call(
-        self, provider: TokenProvider, target: _Target, request: httpx.Request
+        self, provider: TokenProvider, target: _Target, request: httpx.Request, retry: RetryPolicy
     ) -> ApiResponse:
         bucket = self.buckets.bucket(target.account, target.region, target.operation.name)
         # The retry budget starts once the first attempt has its quota token.
@@ -329,7 +333,7 @@ class SpApiClient:
 
         def take_replay_token() -> bool:
             # An expired-token replay is one more request to Amazon, so it takes a token too.
-            return bucket.acquire(self._stop, started + self.retry.max_seconds) is not None
+            return bucket.acquire(self._stop, started + retry.max_seconds) is not None
 
         auth = LwaAuth(provider, before_replay=take_replay_token)
         attempt = 0
@@ -338,7 +342,7 @@ class SpApiClient:
             # Pace: the first attempt waits for its token however long that takes; a retry
             # only takes a token that is due within the retry budget.
             attempt += 1
-            deadline = None if last_error is None else started + self.retry.max_seconds
+            deadline = None if last_error is None else started + retry.max_seconds
             waited = bucket.acquire(self._stop, deadline)
             if waited is None:
                 raise self._not_sent(target, last_error)
@@ -378,7 +382,7 @@ class SpApiClient:
             # Retry: an empty Amazon bucket empties ours too, then back off.
             if outcome.status == 429:
                 bucket.drain()
-            self._wait_before_retry(target, rule, error, attempt=attempt, started=started)
+            self._wait_before_retry(target, rule, error, retry, attempt=attempt, started=started)
             last_error = error
 
     def _not_sent(self, target: _Target, last_error: errors.ApiError | None) -> errors.SyncdError:
@@ -484,11 +488,12 @@ class SpApiClient:
         target: _Target,
         rule: outcomes.Rule,
         error: errors.ApiError,
+        retry: RetryPolicy,
         *,
         attempt: int,
         started: float,
     ) -> None:
-        delay = self.retry.delay(attempt, error.retry_after)
+        delay = retry.delay(attempt, error.retry_after)
         elapsed = self._monotonic() - started
         event_keys = {
             "account": target.account,
@@ -499,7 +504,7 @@ class SpApiClient:
             "request_id": error.request_id,
             "reason": rule.reason,
         }
-        if not self.retry.allows(attempt, elapsed, delay):
+        if not retry.allows(attempt, elapsed, delay):
             log.error("retries_exhausted", elapsed_seconds=round(elapsed, 3), **event_keys)
             raise error
         event = "request_throttled" if error.status_code == 429 else "request_retried"

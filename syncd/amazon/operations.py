@@ -45,3 +45,9 @@ SEARCH_ORDERS = Operation(
     window_bounds=("createdBefore", "lastUpdatedBefore"),
 )
 GET_ORDER = Operation("getOrder", "GET", "/orders/2026-01-01/orders/{orderId}", idempotent=True)
+CONFIRM_SHIPMENT = Operation(
+    "confirmShipment",
+    "POST",
+    "/orders/v0/orders/{orderId}/shipmentConfirmation",
+    idempotent=True,  # a resend with the same packageReferenceId edits the same package
+)

@@ -137,6 +137,12 @@ class TokenBucket:
             self._tokens -= 1.0
             return wait
 
+    def available(self) -> bool:
+        """True when a token can be taken now without waiting."""
+        with self._lock:
+            self._refill(self._clock())
+            return self._tokens >= 1.0
+
     def refund(self) -> None:
         """Give back a token whose request never reached Amazon."""
         with self._lock:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from syncd.db.types import LongText, Money, UtcDateTime
+from syncd.db.types import LocalDateTime, LongText, Money, UtcDateTime
 
 TABLE_PREFIX = "syncd_"
 
@@ -234,3 +234,80 @@ class Run(Base):
     watermark_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
     watermark_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
     clock_skew_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class ShipmentRequest(Base):
+    """A shipment an ERP or WMS asks syncd to confirm: the intake contract, version 1.
+
+    The ERP inserts rows in its own transaction and fills only the columns above ``status``;
+    syncd validates each new row and moves it into the outbox, or records why it rejected
+    it. docs/schema.md describes the contract.
+    """
+
+    __tablename__ = "syncd_shipment_requests"
+    __table_args__ = (
+        UniqueConstraint("source_system", "source_key"),
+        Index("ix_syncd_shipment_requests_status", "status", "id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contract_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    source_system: Mapped[str] = mapped_column(String(64))  # who asks: "wms", "erp", "cli" …
+    source_key: Mapped[str] = mapped_column(String(128))  # unique per source_system
+    account: Mapped[str] = mapped_column(String(64))  # syncd account name
+    amazon_order_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    carrier: Mapped[str | None] = mapped_column(String(100))  # as the WMS writes it
+    carrier_name: Mapped[str | None] = mapped_column(String(100))  # needed for carrier Other
+    shipping_method: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    # The ship time as the warehouse wrote it, in the time zone named beside it.
+    shipped_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
+    shipped_at_zone: Mapped[str | None] = mapped_column(String(64))  # "Asia/Shanghai", "+08:00"
+    # JSON list of {"order_item_id" or "sku", "quantity"}; empty: every unshipped item.
+    items: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(CODE_LENGTH), default="new", server_default="new")
+    reject_code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(BigInteger)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OutboxEntry(Base):
+    """One package to confirm to Amazon, and where its delivery stands."""
+
+    __tablename__ = "syncd_outbox"
+    __table_args__ = (
+        UniqueConstraint("account_id", "order_id", "package_reference_id"),
+        Index("ix_syncd_outbox_due", "account_id", "state", "next_attempt_at"),
+        Index("ix_syncd_outbox_state_deadline", "state", "deadline"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("syncd_accounts.id", ondelete="CASCADE"))
+    request_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    marketplace_id: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    order_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # Fixed when the row is made and sent with every resend, so Amazon edits one package.
+    package_reference_id: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    carrier_code: Mapped[str] = mapped_column(String(100))
+    carrier_name: Mapped[str | None] = mapped_column(String(100))
+    shipping_method: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str] = mapped_column(String(100))
+    ship_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    items: Mapped[str] = mapped_column(Text)  # JSON list of {"order_item_id", "quantity"}
+    state: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the order's latest ship-by
+    last_error_code: Mapped[str | None] = mapped_column(String(100))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    last_request_id: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # Amazon's 204
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # seen in the packages
+    verify_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -80,3 +80,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LocalDateTime(TypeDecorator[datetime]):
+    """A wall-clock time without zone, as an ERP writes it; the zone is kept in another column.
+
+    Values pass through unchanged: naive in, naive out. ``DATETIME(6)`` on MariaDB/MySQL.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError(f"aware datetime {value!r}: this column holds wall-clock times")
+        return value

@@ -8,12 +8,15 @@ lease alive through long quota waits, so that another process does not take it n
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from types import TracebackType
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from syncd import errors
 from syncd.db import leases
 from syncd.db.accounts import AccountRecord
 from syncd.jobs.context import JobContext
@@ -105,3 +108,76 @@ class LeaseKeeper:
             if not kept:
                 log.error("lease_lost", account=self.account.name, owner=self.ctx.owner)
                 return
+
+
+@contextmanager
+def fenced(ctx: JobContext, account: AccountRecord, *, take: bool = False) -> Iterator[Connection]:
+    """Begin a transaction that writes only while this process holds the account's lease.
+
+    With ``take`` the lease may also be free or expired (the start of a run); otherwise it
+    must still be ours. The account's quota levels are saved in the same transaction, so a
+    process killed between two heartbeats leaves the next holder levels no older than its
+    last write.
+
+    Raises:
+        errors.LeaseLostError: another process holds the lease; nothing is written.
+    """
+    ttl = timedelta(seconds=ctx.settings.lease_seconds)
+    renew = leases.acquire_lease if take else leases.renew_lease
+    with ctx.engine.begin() as connection:
+        if not renew(connection, account.id, ctx.owner, ttl):
+            raise errors.LeaseLostError(account.name)
+        levels = ctx.client.buckets.levels(account.name, account.region)
+        leases.save_quota_levels(connection, account.id, ctx.owner, levels)
+        yield connection
+
+
+class LeaseBook:
+    """The accounts whose lease this process holds, shared by its jobs.
+
+    The orders job and the shipments job of one account may run at the same time in one
+    process: the lease belongs to the process. The first job to start takes the lease and
+    starts its heartbeat; the last one to finish gives it back.
+    """
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._held: dict[int, tuple[LeaseKeeper, int]] = {}
+
+    def take(self, account: AccountRecord) -> bool:
+        """Hold the account's lease for one more job; False when another process holds it."""
+        with self._lock:
+            held = self._held.get(account.id)
+            if held is not None:
+                self._held[account.id] = (held[0], held[1] + 1)
+                return True
+            keeper = LeaseKeeper(self.ctx, account)
+            if not keeper.acquire():
+                return False
+            keeper.__enter__()
+            self._held[account.id] = (keeper, 1)
+            return True
+
+    def give_back(self, account: AccountRecord) -> None:
+        """End one job's hold; the last one releases the lease."""
+        with self._lock:
+            held = self._held.get(account.id)
+            if held is None:
+                return
+            keeper, count = held
+            if count > 1:
+                self._held[account.id] = (keeper, count - 1)
+                return
+            del self._held[account.id]
+        keeper.__exit__(None, None, None)
+
+    @contextmanager
+    def holding(self, account: AccountRecord) -> Iterator[bool]:
+        """Hold the lease for the ``with`` block; the value says whether it was obtained."""
+        taken = self.take(account)
+        try:
+            yield taken
+        finally:
+            if taken:
+                self.give_back(account)

@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,12 +40,13 @@ from syncd.amazon.orders import (
     is_invalid_input,
 )
 from syncd.amazon.query import Query
-from syncd.db import accounts, cursors, leases, quarantine, runs
+from syncd.db import accounts, cursors, quarantine, runs
 from syncd.db.accounts import AccountRecord
 from syncd.db.engine import database_error_reason, store_error
 from syncd.db.order_rows import OrderRows, build_rows, strip_pii
 from syncd.db.orders import StoreResult, store_orders
 from syncd.jobs.context import JobContext
+from syncd.jobs.leasing import fenced
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
@@ -102,7 +102,6 @@ class _OrdersRun:
         self.account = account
         self.summary = runs.RunSummary(account.id, STREAM, ctx.now())
         self.log = log.bind(account=account.name, job=STREAM, run_id=uuid.uuid4().hex[:12])
-        self.ttl = timedelta(seconds=ctx.settings.lease_seconds)
         self.probed = False  # whether this run probed includedData sets after InvalidInput
         self.pages_read = 0  # pages stored since the count was last reset
 
@@ -196,25 +195,9 @@ class _OrdersRun:
             error=summary.error,
         )
 
-    @contextmanager
-    def _fenced(self, *, take: bool = False) -> Iterator[Connection]:
-        """Begin a transaction that writes only while this process holds the lease.
-
-        With ``take`` the lease may also be free or expired (the start of a run); otherwise it
-        must still be ours.
-
-        Raises:
-            errors.LeaseLostError: another process holds the lease; nothing is written.
-        """
-        renew = leases.acquire_lease if take else leases.renew_lease
-        with self.ctx.engine.begin() as connection:
-            if not renew(connection, self.account.id, self.ctx.owner, self.ttl):
-                raise errors.LeaseLostError(self.account.name)
-            # The quota levels go with every page too, so that a process killed between two
-            # heartbeats leaves the next holder levels no older than its last page.
-            levels = self.ctx.client.buckets.levels(self.account.name, self.account.region)
-            leases.save_quota_levels(connection, self.account.id, self.ctx.owner, levels)
-            yield connection
+    def _fenced(self, *, take: bool = False) -> AbstractContextManager[Connection]:
+        """Begin a transaction that writes only while this process holds the lease."""
+        return fenced(self.ctx, self.account, take=take)
 
     # -- windows ---------------------------------------------------------------------------------
 

@@ -169,7 +169,7 @@ def test_chinese_client_secret_term() -> None:
             "C.UTF-8",
             [
                 "API calls and throttling in the last hour, clock skew.",
-                "orders continuously until SIGTERM or Ctrl+C.",
+                "shipments continuously until SIGTERM or Ctrl+C.",
                 "a fake Amazon for tests and demos.",
             ],
         ),

@@ -1,0 +1,160 @@
+"""The shipment intake table: requests written by ERPs, WMSs, ``syncd ship`` and Python code.
+
+A request is identified by its ``(source_system, source_key)`` pair, unique in the table, so a
+request written twice is one request: an ERP's second INSERT fails on the unique key (or is
+skipped with ``INSERT IGNORE`` / ``ON CONFLICT DO NOTHING``), and :func:`insert_request`
+returns the existing row instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from syncd.db.models import ShipmentRequest, table_of
+
+_REQUESTS = table_of(ShipmentRequest)
+
+NEW = "new"
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+CONTRACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    """One intake row as syncd reads it."""
+
+    id: int
+    contract_version: int
+    source_system: str
+    source_key: str
+    account: str
+    amazon_order_id: str
+    carrier: str | None
+    carrier_name: str | None
+    shipping_method: str | None
+    tracking_number: str | None
+    shipped_at: datetime | None
+    shipped_at_zone: str | None
+    items: str | None
+    status: str
+    reject_code: str | None
+    reject_reason: str | None
+    outbox_id: int | None
+    processed_at: datetime | None
+
+
+def _row(mapping: Any) -> RequestRow:
+    return RequestRow(**{name: mapping[name] for name in RequestRow.__dataclass_fields__})
+
+
+def insert_request(connection: Connection, values: Mapping[str, Any]) -> tuple[RequestRow, bool]:
+    """Insert a request; return it and True, or the row already there and False."""
+    savepoint = connection.begin_nested()
+    try:
+        connection.execute(insert(_REQUESTS).values(**values))
+        savepoint.commit()
+        created = True
+    except IntegrityError:
+        savepoint.rollback()
+        created = False
+    found = connection.execute(
+        select(_REQUESTS).where(
+            _REQUESTS.c.source_system == values["source_system"],
+            _REQUESTS.c.source_key == values["source_key"],
+        )
+    ).first()
+    assert found is not None
+    return _row(found._mapping), created
+
+
+def new_requests(connection: Connection, account: str, limit: int) -> list[RequestRow]:
+    """Return an account's unprocessed requests, oldest first, locked until the commit."""
+    query = (
+        select(_REQUESTS)
+        .where(_REQUESTS.c.status == NEW, _REQUESTS.c.account == account)
+        .order_by(_REQUESTS.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [_row(row._mapping) for row in connection.execute(query)]
+
+
+def accounts_with_new_requests(connection: Connection) -> list[str]:
+    """Return the account names that unprocessed requests name."""
+    query = select(_REQUESTS.c.account).where(_REQUESTS.c.status == NEW).distinct()
+    return sorted(str(name) for name in connection.execute(query).scalars())
+
+
+def accept(connection: Connection, request_id: int, outbox_id: int, now: datetime) -> None:
+    """Mark a request as moved into the outbox."""
+    connection.execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id)
+        .values(status=ACCEPTED, outbox_id=outbox_id, processed_at=now)
+    )
+
+
+def reject(connection: Connection, request_id: int, code: str, reason: str, now: datetime) -> None:
+    """Record why a request cannot be sent; the row stays for the ERP to read."""
+    connection.execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id)
+        .values(status=REJECTED, reject_code=code, reject_reason=reason, processed_at=now)
+    )
+
+
+def reject_unknown_accounts(
+    connection: Connection, known: set[str], reason: str, now: datetime
+) -> list[int]:
+    """Reject new requests that name no account; return their ids."""
+    query = select(_REQUESTS.c.id, _REQUESTS.c.account).where(_REQUESTS.c.status == NEW)
+    stray = [row.id for row in connection.execute(query) if row.account not in known]
+    if stray:
+        connection.execute(
+            update(_REQUESTS)
+            .where(_REQUESTS.c.id.in_(stray), _REQUESTS.c.status == NEW)
+            .values(
+                status=REJECTED,
+                reject_code="unknown_account",
+                reject_reason=reason,
+                processed_at=now,
+            )
+        )
+    return stray
+
+
+def get_request(connection: Connection, request_id: int) -> RequestRow | None:
+    """Return one request, or None."""
+    found = connection.execute(select(_REQUESTS).where(_REQUESTS.c.id == request_id)).first()
+    return None if found is None else _row(found._mapping)
+
+
+def rejected_requests(
+    connection: Connection, since: datetime, limit: int = 100
+) -> list[RequestRow]:
+    """Return requests rejected since ``since``, newest first."""
+    query = (
+        select(_REQUESTS)
+        .where(_REQUESTS.c.status == REJECTED, _REQUESTS.c.processed_at >= since)
+        .order_by(_REQUESTS.c.id.desc())
+        .limit(limit)
+    )
+    return [_row(row._mapping) for row in connection.execute(query)]
+
+
+def count_rejected(connection: Connection, since: datetime) -> dict[str, int]:
+    """Return how many requests each account name had rejected since ``since``."""
+    counts: dict[str, int] = {}
+    query = select(_REQUESTS.c.account).where(
+        _REQUESTS.c.status == REJECTED, _REQUESTS.c.processed_at >= since
+    )
+    for name in connection.execute(query).scalars():
+        counts[str(name)] = counts.get(str(name), 0) + 1
+    return counts

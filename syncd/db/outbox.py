@@ -1,0 +1,411 @@
+"""The shipment outbox: packages waiting for Amazon, claimed by one worker at a time.
+
+A row's life::
+
+    pending ──claim──> sending ──204──> delivered (then verified against Amazon's packages)
+       ^                  │ 429/5xx/timeout: back to pending, later
+       │                  │ 4xx: dead;  "already fulfilled": delivered or conflict
+       └── retry ─────────┴─ dead / conflict (by an operator);  cancel: cancelled
+
+A worker claims due rows in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+and MariaDB/MySQL, so workers skip each other's rows instead of waiting; SQLite's writers
+take turns), commits, sends outside any transaction, and records the outcome in a second
+transaction that matches only while its claim holds. A claim that is never finished expires,
+and the row is sent again with the same ``packageReferenceId``: Amazon then edits the same
+package, so a crash between Amazon's answer and the commit costs a resend, never a second
+package.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from syncd.amazon.shipments import PackageItem
+from syncd.db.models import Account, OutboxEntry, table_of
+
+_OUTBOX = table_of(OutboxEntry)
+_ACCOUNTS = table_of(Account)
+
+PENDING = "pending"
+SENDING = "sending"
+DELIVERED = "delivered"
+DEAD = "dead"
+CONFLICT = "conflict"
+CANCELLED = "cancelled"
+STATES = (PENDING, SENDING, DELIVERED, DEAD, CONFLICT, CANCELLED)
+# Rows whose package is, or will be, on Amazon: they count against what is left to ship.
+ACTIVE_STATES = (PENDING, SENDING, DELIVERED)
+# Rows that still need Amazon to learn something, for deadline warnings.
+UNFINISHED_STATES = (PENDING, SENDING, DEAD, CONFLICT)
+# How many times a delivered row is looked for in the order's packages before syncd warns.
+MAX_VERIFY_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class NewShipment:
+    """A validated shipment, ready to be enqueued."""
+
+    account_id: int
+    marketplace_id: str
+    order_id: str
+    package_reference_id: str
+    carrier_code: str
+    carrier_name: str | None
+    shipping_method: str | None
+    tracking_number: str
+    ship_date: datetime
+    items: tuple[PackageItem, ...]
+    deadline: datetime | None
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One outbox row as read back."""
+
+    id: int
+    account_id: int
+    account: str
+    marketplace_id: str
+    order_id: str
+    package_reference_id: str
+    carrier_code: str
+    carrier_name: str | None
+    shipping_method: str | None
+    tracking_number: str
+    ship_date: datetime
+    items: tuple[PackageItem, ...]
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    claimed_by: str | None
+    deadline: datetime | None
+    last_error_code: str | None
+    last_error_message: str | None
+    last_request_id: str | None
+    sent_at: datetime | None
+    verified_at: datetime | None
+    verify_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    request_id: int | None
+
+
+def dump_items(items: Iterable[PackageItem]) -> str:
+    """Return the items as the JSON text the ``items`` column holds."""
+    return json.dumps(
+        [{"order_item_id": item.order_item_id, "quantity": item.quantity} for item in items],
+        ensure_ascii=False,
+    )
+
+
+def load_items(text: str) -> tuple[PackageItem, ...]:
+    """Read the ``items`` column back."""
+    return tuple(
+        PackageItem(str(entry["order_item_id"]), int(entry["quantity"]))
+        for entry in json.loads(text)
+    )
+
+
+def _columns() -> list[Any]:
+    return [*_OUTBOX.columns, _ACCOUNTS.c.name.label("account")]
+
+
+def _row(mapping: Any) -> OutboxRow:
+    values = {name: mapping[name] for name in OutboxRow.__dataclass_fields__ if name != "items"}
+    return OutboxRow(items=load_items(mapping["items"]), **values)
+
+
+def _select() -> Any:
+    return select(*_columns()).join_from(_OUTBOX, _ACCOUNTS, _OUTBOX.c.account_id == _ACCOUNTS.c.id)
+
+
+def enqueue(connection: Connection, shipment: NewShipment, now: datetime) -> int:
+    """Insert a pending row, due at once; return its id."""
+    result = connection.execute(
+        insert(_OUTBOX).values(
+            account_id=shipment.account_id,
+            request_id=shipment.request_id,
+            marketplace_id=shipment.marketplace_id,
+            order_id=shipment.order_id,
+            package_reference_id=shipment.package_reference_id,
+            carrier_code=shipment.carrier_code,
+            carrier_name=shipment.carrier_name,
+            shipping_method=shipment.shipping_method,
+            tracking_number=shipment.tracking_number,
+            ship_date=shipment.ship_date,
+            items=dump_items(shipment.items),
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            deadline=shipment.deadline,
+            verify_attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def order_rows(connection: Connection, account_id: int, order_id: str) -> list[OutboxRow]:
+    """Return every row of one order, oldest first, locked until the commit.
+
+    The lock keeps two writers from giving two shipments of the order the same reference.
+    """
+    mine = and_(_OUTBOX.c.account_id == account_id, _OUTBOX.c.order_id == order_id)
+    connection.execute(select(_OUTBOX.c.id).where(mine).with_for_update()).all()
+    query = _select().where(mine).order_by(_OUTBOX.c.id)
+    return [_row(row._mapping) for row in connection.execute(query)]
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(_OUTBOX.c.state == PENDING, _OUTBOX.c.next_attempt_at <= now),
+        and_(_OUTBOX.c.state == SENDING, _OUTBOX.c.claim_expires_at < now),
+    )
+
+
+def claim_due(
+    connection: Connection,
+    account_id: int,
+    *,
+    owner: str,
+    now: datetime,
+    ttl: timedelta,
+    limit: int,
+) -> list[OutboxRow]:
+    """Claim up to ``limit`` due rows of an account, earliest deadline first.
+
+    Rows that another worker has locked are skipped, not waited for. The claim lasts until
+    the caller records an outcome or ``ttl`` passes.
+    """
+    ids = list(
+        connection.execute(
+            select(_OUTBOX.c.id)
+            .where(_OUTBOX.c.account_id == account_id, _due(now))
+            .order_by(_OUTBOX.c.deadline.is_(None), _OUTBOX.c.deadline, _OUTBOX.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    if not ids:
+        return []
+    connection.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(ids))
+        .values(state=SENDING, claimed_by=owner, claim_expires_at=now + ttl, updated_at=now)
+    )
+    rows = {
+        row.id: _row(row._mapping)
+        for row in connection.execute(_select().where(_OUTBOX.c.id.in_(ids)))
+    }
+    return [rows[row_id] for row_id in ids]
+
+
+def finish(connection: Connection, row_id: int, owner: str, now: datetime, **values: Any) -> bool:
+    """Record an outcome and end the claim; False when the claim was lost meanwhile."""
+    result = connection.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == row_id, _OUTBOX.c.state == SENDING, _OUTBOX.c.claimed_by == owner)
+        .values(claimed_by=None, claim_expires_at=None, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+def release_claims(connection: Connection, account_id: int, owner: str, now: datetime) -> int:
+    """Make rows of the account that other processes left in ``sending`` due again.
+
+    Called by the new holder of the account's lease: the processes that claimed them no
+    longer hold it. A resend uses the same package reference, so a worker of the old holder
+    that is still sending causes an edit of the same package at worst.
+    """
+    result = connection.execute(
+        update(_OUTBOX)
+        .where(
+            _OUTBOX.c.account_id == account_id,
+            _OUTBOX.c.state == SENDING,
+            or_(_OUTBOX.c.claimed_by.is_(None), _OUTBOX.c.claimed_by != owner),
+        )
+        .values(
+            state=PENDING,
+            claimed_by=None,
+            claim_expires_at=None,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)
+
+
+def unverified(
+    connection: Connection, account_id: int, now: datetime, limit: int
+) -> list[OutboxRow]:
+    """Return delivered rows whose package has not yet been seen in the order, due now."""
+    query = (
+        _select()
+        .where(
+            _OUTBOX.c.account_id == account_id,
+            _OUTBOX.c.state == DELIVERED,
+            _OUTBOX.c.verified_at.is_(None),
+            _OUTBOX.c.next_attempt_at.is_not(None),
+            _OUTBOX.c.next_attempt_at <= now,
+        )
+        .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+        .limit(limit)
+    )
+    return [_row(row._mapping) for row in connection.execute(query)]
+
+
+def set_values(connection: Connection, row_id: int, now: datetime, **values: Any) -> None:
+    """Change a row outside a claim (verification, operator commands)."""
+    connection.execute(
+        update(_OUTBOX).where(_OUTBOX.c.id == row_id).values(updated_at=now, **values)
+    )
+
+
+def get_row(connection: Connection, row_id: int) -> OutboxRow | None:
+    """Return one row, or None."""
+    found = connection.execute(_select().where(_OUTBOX.c.id == row_id)).first()
+    return None if found is None else _row(found._mapping)
+
+
+def list_rows(
+    connection: Connection,
+    *,
+    states: Sequence[str] = (),
+    account: str | None = None,
+    limit: int = 100,
+) -> list[OutboxRow]:
+    """Return rows, earliest deadline first, filtered by state and account name."""
+    query = _select()
+    if states:
+        query = query.where(_OUTBOX.c.state.in_(states))
+    if account is not None:
+        query = query.where(_ACCOUNTS.c.name == account)
+    query = query.order_by(_OUTBOX.c.deadline.is_(None), _OUTBOX.c.deadline, _OUTBOX.c.id)
+    return [_row(row._mapping) for row in connection.execute(query.limit(limit))]
+
+
+def retry_rows(connection: Connection, row_ids: Sequence[int], now: datetime) -> int:
+    """Make dead or conflict rows pending again, due now; return how many changed."""
+    if not row_ids:
+        return 0
+    result = connection.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(row_ids), _OUTBOX.c.state.in_((DEAD, CONFLICT)))
+        .values(state=PENDING, next_attempt_at=now, updated_at=now)
+    )
+    return int(result.rowcount)
+
+
+def dead_ids(connection: Connection) -> list[int]:
+    """Return the ids of every dead row."""
+    return list(connection.execute(select(_OUTBOX.c.id).where(_OUTBOX.c.state == DEAD)).scalars())
+
+
+def cancel_row(connection: Connection, row_id: int, now: datetime) -> bool:
+    """Cancel a row that Amazon has not taken; False when its state does not allow it."""
+    result = connection.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == row_id, _OUTBOX.c.state.in_((PENDING, DEAD, CONFLICT)))
+        .values(state=CANCELLED, next_attempt_at=None, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def accounts_with_due_rows(connection: Connection, now: datetime) -> list[int]:
+    """Return the ids of accounts that have rows to send or to verify now."""
+    verify_due = and_(
+        _OUTBOX.c.state == DELIVERED,
+        _OUTBOX.c.verified_at.is_(None),
+        _OUTBOX.c.next_attempt_at <= now,
+    )
+    query = select(_OUTBOX.c.account_id).where(or_(_due(now), verify_due)).distinct()
+    return sorted(int(value) for value in connection.execute(query).scalars())
+
+
+@dataclass
+class OutboxSummary:
+    """Figures of the outbox for ``syncd status``, per account id."""
+
+    by_state: dict[str, int] = field(default_factory=dict)
+    oldest_pending: datetime | None = None
+    near_deadline: int = 0
+    unverified: int = 0  # delivered, and still not seen among the order's packages
+    carrier_other: int = 0  # sent as carrier Other in the last 30 days
+
+    @property
+    def depth(self) -> int:
+        """Rows waiting to be sent."""
+        return self.by_state.get(PENDING, 0) + self.by_state.get(SENDING, 0)
+
+
+def summarize(
+    connection: Connection, now: datetime, warning: timedelta
+) -> dict[int, OutboxSummary]:
+    """Return the outbox figures of every account that has rows."""
+    found: dict[int, OutboxSummary] = {}
+
+    def entry(account_id: int) -> OutboxSummary:
+        return found.setdefault(int(account_id), OutboxSummary())
+
+    for account_id, state, count in connection.execute(
+        select(_OUTBOX.c.account_id, _OUTBOX.c.state, func.count()).group_by(
+            _OUTBOX.c.account_id, _OUTBOX.c.state
+        )
+    ):
+        entry(account_id).by_state[str(state)] = int(count)
+    for account_id, oldest in connection.execute(
+        select(_OUTBOX.c.account_id, func.min(_OUTBOX.c.created_at))
+        .where(_OUTBOX.c.state.in_((PENDING, SENDING)))
+        .group_by(_OUTBOX.c.account_id)
+    ):
+        entry(account_id).oldest_pending = oldest
+    for account_id, count in connection.execute(
+        select(_OUTBOX.c.account_id, func.count())
+        .where(
+            _OUTBOX.c.state.in_(UNFINISHED_STATES),
+            _OUTBOX.c.deadline.is_not(None),
+            _OUTBOX.c.deadline <= now + warning,
+        )
+        .group_by(_OUTBOX.c.account_id)
+    ):
+        entry(account_id).near_deadline = int(count)
+    for account_id, count in connection.execute(
+        select(_OUTBOX.c.account_id, func.count())
+        .where(
+            _OUTBOX.c.state == DELIVERED,
+            _OUTBOX.c.verified_at.is_(None),
+            _OUTBOX.c.verify_attempts >= MAX_VERIFY_ATTEMPTS,
+        )
+        .group_by(_OUTBOX.c.account_id)
+    ):
+        entry(account_id).unverified = int(count)
+    for account_id, count in connection.execute(
+        select(_OUTBOX.c.account_id, func.count())
+        .where(_OUTBOX.c.carrier_code == "Other", _OUTBOX.c.created_at >= now - timedelta(days=30))
+        .group_by(_OUTBOX.c.account_id)
+    ):
+        entry(account_id).carrier_other = int(count)
+    return found
+
+
+def near_deadline(
+    connection: Connection, account_id: int, now: datetime, warning: timedelta
+) -> list[OutboxRow]:
+    """Return the account's unfinished rows whose deadline is within ``warning``."""
+    query = _select().where(
+        _OUTBOX.c.account_id == account_id,
+        _OUTBOX.c.state.in_(UNFINISHED_STATES),
+        _OUTBOX.c.deadline.is_not(None),
+        _OUTBOX.c.deadline <= now + warning,
+    )
+    return [_row(row._mapping) for row in connection.execute(query.order_by(_OUTBOX.c.deadline))]

@@ -1,0 +1,674 @@
+"""The shipments job: intake requests into the outbox, and outbox rows to Amazon.
+
+One run of one account, whose lease this process holds:
+
+1. Rows that an earlier holder of the lease left claimed are made due again.
+2. Intake: each new request of the account is parsed and checked against the order (from
+   syncd's tables, or a fresh getOrder when the order is unknown, lacks package data or the
+   request names no items), then enqueued with a new ``packageReferenceId``, or rejected
+   with a code and a reason, one request per transaction.
+3. Delivery: due rows are claimed a few at a time, earliest ship-by deadline first, and sent
+   with confirmShipment. Each outcome is recorded together with the state it leads to:
+   204 delivered; 429, 5xx and timeouts back to pending after a backoff; other 4xx dead
+   with Amazon's code and message; "already fulfilled" settled by the order's packages.
+4. Verification: delivered rows are looked for in the order's packages (getOrder with
+   PACKAGES), using only getOrder quota that is free now, so verification never slows
+   delivery. The fetched order is stored too, so syncd's copy shows the shipment.
+5. Shipments near their deadline and not yet on Amazon are logged as warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from syncd import errors
+from syncd.amazon.models.orders import Order
+from syncd.amazon.orders import OrdersClient
+from syncd.amazon.retry import RetryPolicy
+from syncd.amazon.shipments import Package, ShipmentsClient, is_already_fulfilled
+from syncd.db import accounts, intake, outbox
+from syncd.db.accounts import AccountRecord
+from syncd.db.order_rows import build_rows
+from syncd.db.orders import store_orders, stored_order_json
+from syncd.i18n import gettext as _
+from syncd.jobs.context import JobContext
+from syncd.jobs.leasing import fenced
+from syncd.logs import get_logger
+from syncd.shipping.carriers import Carrier, CarrierMap
+from syncd.shipping.intake import (
+    RejectedError,
+    allocate_reference,
+    check_order,
+    choose_items,
+    left_to_ship,
+    parse_request,
+)
+
+log = get_logger(__name__)
+
+JOB = "shipments"
+CLAIM_BATCH = 10  # rows claimed at once: five seconds of confirmShipment's sustained rate
+MAX_ROWS_PER_RUN = 500  # then the run ends, so other accounts and jobs get their turn
+INTAKE_BATCH = 50
+# After a 204, the first look for the package; later looks back off (2, 4, 8 … minutes).
+VERIFY_FIRST_DELAY = timedelta(seconds=30)
+# How long a row waits after Amazon refused the account (403) before it is tried again.
+ACCESS_DENIED_DELAY = timedelta(hours=1)
+# Datasets every getOrder of this job asks for, beyond the account's own.
+ORDER_DATASETS = ("FULFILLMENT", "PACKAGES")
+_warned: dict[int, float] = {}  # outbox id -> monotonic time of its last deadline warning
+_warned_lock = threading.Lock()
+DEADLINE_WARNING_EVERY = 3600.0  # seconds between two warnings about the same row
+
+
+@dataclass
+class ShipmentsSummary:
+    """What one run did, for the log line and ``syncd once shipments``."""
+
+    account: str
+    accepted: int = 0
+    rejected: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    conflicts: int = 0
+    verified: int = 0
+    api_calls: int = 0
+    error: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True when the run changed anything."""
+        return any(
+            (
+                self.accepted,
+                self.rejected,
+                self.delivered,
+                self.retried,
+                self.dead,
+                self.conflicts,
+                self.verified,
+            )
+        )
+
+
+def run_shipments(ctx: JobContext, account: AccountRecord) -> ShipmentsSummary:
+    """Run the shipments job once for ``account``; the caller holds its lease.
+
+    Never raises for a failure of the run itself: the summary's ``error`` says what stopped
+    it, and the rows keep their states for the next run.
+    """
+    return _ShipmentsRun(ctx, account).run()
+
+
+def carrier_map(ctx: JobContext) -> CarrierMap:
+    """Return the carrier map built from syncd's list and the settings."""
+    settings = ctx.settings
+    return CarrierMap(settings.carrier_map, settings.carrier_codes)
+
+
+def included_data(account: AccountRecord) -> tuple[str, ...]:
+    """Return the datasets of this job's getOrder calls: the account's and packages."""
+    return tuple(dict.fromkeys((*account.included_data, *ORDER_DATASETS)))
+
+
+class _ShipmentsRun:
+    def __init__(self, ctx: JobContext, account: AccountRecord) -> None:
+        self.ctx = ctx
+        self.account = account
+        self.summary = ShipmentsSummary(account.name)
+        self.log = log.bind(account=account.name, job=JOB, run_id=uuid.uuid4().hex[:12])
+        settings = ctx.settings
+        self.claim_ttl = timedelta(seconds=settings.shipment_claim_seconds)
+        self.backoff = RetryPolicy(
+            base_delay=settings.shipment_retry_base_delay,
+            max_delay=settings.shipment_retry_max_delay,
+        )
+        # A confirmation is retried briefly within the call; after that the row waits in the
+        # outbox, so one slow account does not hold a worker for the full retry budget.
+        self.call_retry = RetryPolicy(
+            max_attempts=min(3, settings.retry_max_attempts),
+            max_seconds=min(60.0, settings.retry_max_seconds),
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
+        )
+        self.carriers = carrier_map(ctx)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> ShipmentsSummary:
+        ctx = self.ctx
+        started = time.monotonic()
+        counter = _Counter(self.account)
+        ctx.client.add_listener(counter)
+        try:
+            with fenced(ctx, self.account, take=True) as connection:
+                seller = accounts.seller_account(connection, ctx.vault, self.account)
+                released = outbox.release_claims(connection, self.account.id, ctx.owner, ctx.now())
+            if released:
+                self.log.info("outbox_claims_released", rows=released)
+            self.orders = OrdersClient(ctx.client, seller)
+            self.shipments = ShipmentsClient(ctx.client, seller, self.call_retry)
+            self._take_requests()
+            self._deliver()
+            self._verify()
+            self._warn_near_deadline()
+        except errors.StoppedError:
+            self.summary.error = "stopped"
+        except errors.InvalidGrantError as exc:
+            self.summary.error = str(exc)
+            with ctx.engine.begin() as connection:
+                accounts.set_status(
+                    connection, self.account.id, accounts.REAUTH_REQUIRED, str(exc), ctx.now()
+                )
+            self.log.error("shipments_run_failed", error=str(exc))
+        except (errors.SyncdError, SQLAlchemyError) as exc:
+            self.summary.error = str(exc).splitlines()[0]
+            self.log.error("shipments_run_failed", error=self.summary.error)
+        except Exception as exc:
+            self.summary.error = repr(exc)
+            self.log.exception("shipments_run_crashed")
+        finally:
+            ctx.client.remove_listener(counter)
+        summary = self.summary
+        summary.api_calls = counter.calls
+        event = self.log.info if summary.busy else self.log.debug
+        event(
+            "shipments_run_finished",
+            accepted=summary.accepted,
+            rejected=summary.rejected,
+            delivered=summary.delivered,
+            retried=summary.retried,
+            dead=summary.dead,
+            conflicts=summary.conflicts,
+            verified=summary.verified,
+            api_calls=summary.api_calls,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            error=summary.error,
+        )
+        return summary
+
+    # -- intake ----------------------------------------------------------------------------------
+
+    def _take_requests(self) -> None:
+        while not self.ctx.stop.is_set():
+            with self.ctx.engine.begin() as connection:
+                batch = intake.new_requests(connection, self.account.name, INTAKE_BATCH)
+            for request in batch:
+                if self.ctx.stop.is_set():
+                    raise errors.StoppedError("confirmShipment")
+                self._take_request(request)
+            if len(batch) < INTAKE_BATCH:
+                return
+
+    def _take_request(self, request: intake.RequestRow) -> None:
+        now = self.ctx.now()
+        try:
+            parsed = parse_request(request, self.carriers, self.ctx.client.clock.now())
+            order = self._order_for(request.amazon_order_id, need_fresh=not parsed.items)
+            check_order(order)
+        except RejectedError as rejection:
+            self._reject(request, rejection)
+            return
+        for attempt in (1, 2):
+            try:
+                with fenced(self.ctx, self.account) as connection:
+                    if intake.get_request(connection, request.id) != request:
+                        return  # processed meanwhile (a second worker, or an operator)
+                    rows = outbox.order_rows(connection, self.account.id, order.order_id)
+                    items = choose_items(order, parsed.items, left_to_ship(order, rows))
+                    shipment = outbox.NewShipment(
+                        account_id=self.account.id,
+                        marketplace_id=order.marketplace_id or self.account.marketplace_ids[0],
+                        order_id=order.order_id,
+                        package_reference_id=allocate_reference(order, rows),
+                        carrier_code=parsed.carrier.code,
+                        carrier_name=parsed.carrier.name,
+                        shipping_method=parsed.shipping_method,
+                        tracking_number=parsed.tracking_number,
+                        ship_date=parsed.ship_date,
+                        items=items,
+                        deadline=_deadline(order),
+                        request_id=request.id,
+                    )
+                    row_id = outbox.enqueue(connection, shipment, now)
+                    intake.accept(connection, request.id, row_id, now)
+            except RejectedError as rejection:
+                self._reject(request, rejection)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                continue  # another shipment of the order took the reference: allocate again
+            break
+        self.summary.accepted += 1
+        if parsed.carrier.is_other:
+            # Amazon gives Other no valid-tracking credit: the map may need this name.
+            self.log.warning("carrier_unmapped", carrier=request.carrier, outbox_id=row_id)
+        self.log.info(
+            "shipment_enqueued",
+            outbox_id=row_id,
+            request_id=request.id,
+            amazon_order_id=order.order_id,
+            package_reference_id=shipment.package_reference_id,
+            carrier_code=shipment.carrier_code,
+            deadline=_iso(shipment.deadline),
+        )
+
+    def _reject(self, request: intake.RequestRow, rejection: RejectedError) -> None:
+        with fenced(self.ctx, self.account) as connection:
+            intake.reject(connection, request.id, rejection.code, rejection.reason, self.ctx.now())
+        self.summary.rejected += 1
+        self.log.warning(
+            "shipment_request_rejected",
+            request_id=request.id,
+            source_system=request.source_system,
+            source_key=request.source_key,
+            amazon_order_id=request.amazon_order_id,
+            code=rejection.code,
+            reason=rejection.reason,
+        )
+
+    def _order_for(self, order_id: str, *, need_fresh: bool) -> Order:
+        """Return the order from syncd's tables, or fetch it when that is not enough.
+
+        Raises:
+            RejectedError: Amazon does not know the order for this seller.
+        """
+        if not need_fresh:
+            with self.ctx.engine.begin() as connection:
+                raw = stored_order_json(connection, self.account.id, order_id)
+            if raw is not None:
+                stored = json.loads(raw)
+                if "packages" in stored or _fulfilled_by_amazon(stored):
+                    try:
+                        return Order.model_validate(stored)
+                    except pydantic.ValidationError:
+                        pass  # an older copy that no longer parses: ask Amazon
+        try:
+            return self._fetch_order(order_id)
+        except errors.FatalApiError as exc:
+            if exc.status_code in (400, 404) and not isinstance(exc, errors.AccessDeniedError):
+                raise RejectedError(
+                    "unknown_order",
+                    _("Amazon does not know order {order} for this account ({error})").format(
+                        order=order_id, error=exc.error_message or exc.error_code
+                    ),
+                ) from None
+            raise
+
+    def _fetch_order(self, order_id: str) -> Order:
+        """getOrder with packages; the fetched version is stored like any other."""
+        order, raw = self.orders.get_order_with_raw(order_id, included_data(self.account))
+        rows = build_rows(order, raw, self.ctx.vault)
+        with fenced(self.ctx, self.account) as connection:
+            store_orders(connection, self.account.id, [rows], self.ctx.now())
+        return order
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        sent = 0
+        while sent < MAX_ROWS_PER_RUN:
+            if self.ctx.stop.is_set():
+                raise errors.StoppedError("confirmShipment")
+            with fenced(self.ctx, self.account) as connection:
+                batch = outbox.claim_due(
+                    connection,
+                    self.account.id,
+                    owner=self.ctx.owner,
+                    now=self.ctx.now(),
+                    ttl=self.claim_ttl,
+                    limit=CLAIM_BATCH,
+                )
+            if not batch:
+                return
+            for index, row in enumerate(batch):
+                try:
+                    self._send(row)
+                except BaseException:
+                    # The rest of the batch was never sent: due again at once.
+                    self._unclaim(batch[index:])
+                    raise
+                sent += 1
+
+    def _unclaim(self, rows: list[outbox.OutboxRow]) -> None:
+        now = self.ctx.now()
+        try:
+            with self.ctx.engine.begin() as connection:
+                for row in rows:
+                    outbox.finish(connection, row.id, self.ctx.owner, now, state=outbox.PENDING)
+        except SQLAlchemyError as exc:
+            # The claims expire by themselves.
+            self.log.warning("outbox_unclaim_failed", error=str(exc).splitlines()[0])
+
+    def _send(self, row: outbox.OutboxRow) -> None:
+        if self.ctx.stop.is_set():
+            raise errors.StoppedError("confirmShipment")
+        package = Package(
+            package_reference_id=row.package_reference_id,
+            carrier=_carrier(row),
+            tracking_number=row.tracking_number,
+            ship_date=row.ship_date,
+            items=row.items,
+            shipping_method=row.shipping_method,
+        )
+        try:
+            response = self.shipments.confirm(row.order_id, row.marketplace_id, package)
+        except errors.RequestError as exc:
+            self._record(row, outbox.DEAD, code="request_not_sent", message=exc.reason)
+            return
+        except (errors.StoppedError, errors.InvalidGrantError, errors.LeaseLostError):
+            raise
+        except errors.AccessDeniedError as exc:
+            self._record_retry(row, exc, delay=ACCESS_DENIED_DELAY)
+            raise
+        except errors.FatalApiError as exc:
+            if is_already_fulfilled(exc):
+                self._settle_already_fulfilled(row, exc)
+            else:
+                self._record(
+                    row,
+                    outbox.DEAD,
+                    code=exc.error_code or str(exc.status_code),
+                    message=exc.error_message,
+                    request_id=exc.request_id,
+                )
+            return
+        except (errors.ApiError, errors.AuthError) as exc:
+            self._record_retry(row, exc)
+            return
+        now = self.ctx.now()
+        self._record(
+            row,
+            outbox.DELIVERED,
+            request_id=response.request_id,
+            sent_at=now,
+            next_attempt_at=now + VERIFY_FIRST_DELAY,
+        )
+
+    def _record(
+        self,
+        row: outbox.OutboxRow,
+        state: str,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        request_id: str | None = None,
+        **values: Any,
+    ) -> None:
+        """Store a final outcome of one attempt; a lost claim means another worker has it."""
+        now = self.ctx.now()
+        changes: dict[str, Any] = {
+            "state": state,
+            "attempts": row.attempts + 1,
+            "last_error_code": code,
+            "last_error_message": message,
+            "last_request_id": request_id,
+        }
+        if state != outbox.DELIVERED:
+            changes["next_attempt_at"] = None
+        changes.update(values)
+        with fenced(self.ctx, self.account) as connection:
+            kept = outbox.finish(connection, row.id, self.ctx.owner, now, **changes)
+        if not kept:
+            self.log.warning("outbox_claim_lost", outbox_id=row.id)
+            return
+        counts = {
+            outbox.DELIVERED: "delivered",
+            outbox.DEAD: "dead",
+            outbox.CONFLICT: "conflicts",
+        }
+        name = counts.get(state)
+        if name is not None:
+            setattr(self.summary, name, getattr(self.summary, name) + 1)
+        event = self.log.info if state == outbox.DELIVERED else self.log.error
+        event(
+            "shipment_" + state,
+            outbox_id=row.id,
+            amazon_order_id=row.order_id,
+            package_reference_id=row.package_reference_id,
+            attempts=row.attempts + 1,
+            error_code=code,
+            error=message,
+            request_id=request_id,
+        )
+
+    def _record_retry(
+        self, row: outbox.OutboxRow, exc: errors.SyncdError, delay: timedelta | None = None
+    ) -> None:
+        attempts = row.attempts + 1
+        wait = delay or timedelta(seconds=self.backoff.delay(attempts))
+        now = self.ctx.now()
+        code = getattr(exc, "error_code", None) or _status_text(exc)
+        message = getattr(exc, "error_message", None) or str(exc)
+        with fenced(self.ctx, self.account) as connection:
+            kept = outbox.finish(
+                connection,
+                row.id,
+                self.ctx.owner,
+                now,
+                state=outbox.PENDING,
+                attempts=attempts,
+                next_attempt_at=now + wait,
+                last_error_code=code,
+                last_error_message=message,
+                last_request_id=getattr(exc, "request_id", None),
+            )
+        if kept:
+            self.summary.retried += 1
+            self.log.warning(
+                "shipment_retry_scheduled",
+                outbox_id=row.id,
+                amazon_order_id=row.order_id,
+                attempts=attempts,
+                delay_seconds=round(wait.total_seconds(), 1),
+                error_code=code,
+                error=message,
+            )
+
+    def _settle_already_fulfilled(self, row: outbox.OutboxRow, error: errors.FatalApiError) -> None:
+        """Look at the order's packages: ours there means delivered, another one a conflict."""
+        try:
+            order = self._fetch_order(row.order_id)
+        except (errors.ApiError, errors.RecordError) as exc:
+            self._record_retry(row, exc)
+            return
+        ours = _normalize_tracking(row.tracking_number)
+        packages = order.packages or []
+        match = next(
+            (p for p in packages if _normalize_tracking(p.tracking_number or "") == ours), None
+        )
+        now = self.ctx.now()
+        if match is not None:
+            self._record(
+                row,
+                outbox.DELIVERED,
+                code=error.error_code,
+                message=_("Amazon already had this tracking number in package {reference}").format(
+                    reference=match.package_reference_id
+                ),
+                request_id=error.request_id,
+                sent_at=now,
+                verified_at=now,
+                next_attempt_at=None,
+            )
+            return
+        others = ", ".join(f"{p.package_reference_id}:{p.tracking_number or '-'}" for p in packages)
+        self._record(
+            row,
+            outbox.CONFLICT,
+            code=error.error_code,
+            message=_(
+                "Amazon says the order is already shipped, with other tracking numbers "
+                "({packages}); decide whether this shipment should replace one of them"
+            ).format(packages=others or "-"),
+            request_id=error.request_id,
+        )
+
+    # -- verification ----------------------------------------------------------------------------
+
+    def _verify(self) -> None:
+        buckets = self.ctx.client.buckets
+        bucket = buckets.bucket(self.account.name, self.account.region, "getOrder")
+        with self.ctx.engine.begin() as connection:
+            rows = outbox.unverified(connection, self.account.id, self.ctx.now(), limit=100)
+        by_order: dict[str, list[outbox.OutboxRow]] = {}
+        for row in rows:
+            by_order.setdefault(row.order_id, []).append(row)
+        for order_id, order_rows in by_order.items():
+            if self.ctx.stop.is_set() or not bucket.available():
+                return  # the rest waits for free getOrder quota
+            try:
+                order = self._fetch_order(order_id)
+            except (errors.ApiError, errors.RecordError) as exc:
+                self.log.warning("shipment_verify_failed", amazon_order_id=order_id, error=str(exc))
+                for row in order_rows:
+                    self._verify_missed(row)
+                continue
+            for row in order_rows:
+                self._verify_row(row, order)
+
+    def _verify_row(self, row: outbox.OutboxRow, order: Order) -> None:
+        package = next(
+            (p for p in order.packages or [] if p.package_reference_id == row.package_reference_id),
+            None,
+        )
+        now = self.ctx.now()
+        if package is None:
+            self._verify_missed(row)
+            return
+        tracking = package.tracking_number or ""
+        if _normalize_tracking(tracking) == _normalize_tracking(row.tracking_number):
+            with fenced(self.ctx, self.account) as connection:
+                outbox.set_values(connection, row.id, now, verified_at=now, next_attempt_at=None)
+            self.summary.verified += 1
+            return
+        message = _(
+            "package {reference} on Amazon has tracking number {theirs}, not {ours}; it was "
+            "changed after syncd sent it"
+        ).format(
+            reference=row.package_reference_id, theirs=tracking or "-", ours=row.tracking_number
+        )
+        with fenced(self.ctx, self.account) as connection:
+            outbox.set_values(
+                connection,
+                row.id,
+                now,
+                state=outbox.CONFLICT,
+                next_attempt_at=None,
+                last_error_code="TrackingNumberChanged",
+                last_error_message=message,
+            )
+        self.summary.conflicts += 1
+        self.log.error("shipment_conflict", outbox_id=row.id, amazon_order_id=row.order_id)
+
+    def _verify_missed(self, row: outbox.OutboxRow) -> None:
+        attempts = row.verify_attempts + 1
+        now = self.ctx.now()
+        give_up = attempts >= outbox.MAX_VERIFY_ATTEMPTS
+        next_at = None if give_up else now + timedelta(minutes=2**attempts)
+        with fenced(self.ctx, self.account) as connection:
+            outbox.set_values(
+                connection, row.id, now, verify_attempts=attempts, next_attempt_at=next_at
+            )
+        if give_up:
+            # Not sent again blindly: Amazon answered 204, and a resend only edits the package.
+            self.log.error(
+                "shipment_unverified",
+                outbox_id=row.id,
+                amazon_order_id=row.order_id,
+                package_reference_id=row.package_reference_id,
+                verify_attempts=attempts,
+            )
+
+    # -- deadlines -------------------------------------------------------------------------------
+
+    def _warn_near_deadline(self) -> None:
+        hours = self.ctx.settings.shipment_deadline_warning
+        with self.ctx.engine.begin() as connection:
+            rows = outbox.near_deadline(
+                connection, self.account.id, self.ctx.now(), timedelta(hours=hours)
+            )
+        now = time.monotonic()
+        for row in rows:
+            with _warned_lock:
+                last = _warned.get(row.id)
+                if last is not None and now - last < DEADLINE_WARNING_EVERY:
+                    continue
+                _warned[row.id] = now
+            self.log.warning(
+                "shipment_deadline_near",
+                outbox_id=row.id,
+                amazon_order_id=row.order_id,
+                state=row.state,
+                deadline=_iso(row.deadline),
+                error=row.last_error_message,
+            )
+
+
+class _Counter:
+    def __init__(self, account: AccountRecord) -> None:
+        self.account = account
+        self.calls = 0
+
+    def __call__(self, record: Any) -> None:
+        if record.account == self.account.name and record.region == self.account.region:
+            self.calls += 1
+
+
+def _carrier(row: outbox.OutboxRow) -> Carrier:
+    return Carrier(row.carrier_code, row.carrier_name)
+
+
+def _deadline(order: Order) -> datetime | None:
+    window = None if order.fulfillment is None else order.fulfillment.ship_by_window
+    return None if window is None else window.latest_date_time
+
+
+def _fulfilled_by_amazon(raw: dict[str, Any]) -> bool:
+    fulfillment = raw.get("fulfillment")
+    return isinstance(fulfillment, dict) and fulfillment.get("fulfilledBy") == "AMAZON"
+
+
+def _normalize_tracking(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+def _status_text(exc: errors.SyncdError) -> str | None:
+    status = getattr(exc, "status_code", None)
+    return None if status is None else str(status)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def accounts_with_shipments(ctx: JobContext) -> list[AccountRecord]:
+    """Return the accounts with intake requests or outbox rows to work on now.
+
+    Requests that name no account are rejected here, since no account's run would see them.
+    """
+    now = ctx.now()
+    with ctx.engine.begin() as connection:
+        known = {account.name: account for account in accounts.list_accounts(connection)}
+        stray = intake.reject_unknown_accounts(
+            connection,
+            set(known),
+            _("no syncd account has this name; see 'syncd account list'"),
+            now,
+        )
+        names = intake.accounts_with_new_requests(connection)
+        due_ids = set(outbox.accounts_with_due_rows(connection, now))
+    if stray:
+        log.warning("shipment_requests_rejected", reason="unknown_account", request_ids=stray)
+    return [account for account in known.values() if account.name in names or account.id in due_ids]

@@ -1,0 +1,1 @@
+"""Shipments out: carriers, the intake contract, validation and the confirmShipment body."""
