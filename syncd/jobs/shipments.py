@@ -281,21 +281,23 @@ class _ShipmentsRun:
     def _order_for(self, order_id: str, *, need_fresh: bool) -> Order:
         """Return the order from syncd's tables, or fetch it when that is not enough.
 
+        The stored copy is enough when the account's searches bring packages and fulfilment
+        (then a missing ``packages`` means none) and the request names its items.
+
         Raises:
             RejectedError: Amazon does not know the order for this seller.
         """
-        if not need_fresh:
+        datasets = set(self.account.included_data)
+        if not need_fresh and set(ORDER_DATASETS) <= datasets:
             with self.ctx.engine.begin() as connection:
                 raw = stored_order_json(connection, self.account.id, order_id)
             if raw is not None:
-                stored = json.loads(raw)
-                if "packages" in stored or _fulfilled_by_amazon(stored):
-                    try:
-                        return Order.model_validate(stored)
-                    except pydantic.ValidationError:
-                        pass  # an older copy that no longer parses: ask Amazon
+                try:
+                    return _with_packages(Order.model_validate(json.loads(raw)))
+                except pydantic.ValidationError:
+                    pass  # an older copy that no longer parses: ask Amazon
         try:
-            return self._fetch_order(order_id)
+            return _with_packages(self._fetch_order(order_id))
         except errors.FatalApiError as exc:
             if exc.status_code in (400, 404) and not isinstance(exc, errors.AccessDeniedError):
                 raise RejectedError(
@@ -635,9 +637,9 @@ def _deadline(order: Order) -> datetime | None:
     return None if window is None else window.latest_date_time
 
 
-def _fulfilled_by_amazon(raw: dict[str, Any]) -> bool:
-    fulfillment = raw.get("fulfillment")
-    return isinstance(fulfillment, dict) and fulfillment.get("fulfilledBy") == "AMAZON"
+def _with_packages(order: Order) -> Order:
+    """Amazon leaves ``packages`` out of an order that has none, even when asked for them."""
+    return order if order.packages is not None else order.model_copy(update={"packages": []})
 
 
 def _normalize_tracking(value: str) -> str:

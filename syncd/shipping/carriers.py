@@ -183,7 +183,7 @@ class CarrierMap:
 
     Args:
         extra_names: more names and their codes (``SYNCD_CARRIER_MAP``); they win over
-            syncd's own aliases.
+            everything else, listed codes included (Hermes renamed itself Evri, say).
         extra_codes: Amazon codes beyond syncd's list (``SYNCD_CARRIER_CODES``).
     """
 
@@ -193,7 +193,7 @@ class CarrierMap:
         codes = [*AMAZON_CARRIER_CODES, *extra_codes]
         self._codes = {normalize(code): code for code in codes}
         self._aliases = {normalize(name): code for name, code in CARRIER_ALIASES.items()}
-        self._aliases.update({normalize(name): code for name, code in (extra_names or {}).items()})
+        self._operator = {normalize(name): code for name, code in (extra_names or {}).items()}
 
     def resolve(self, carrier: str, carrier_name: str | None = None) -> Carrier | None:
         """Return the carrier for confirmShipment, or None when there is nothing to send.
@@ -207,7 +207,7 @@ class CarrierMap:
         key = normalize(text)
         if not key:
             return None
-        code = self._codes.get(key) or self._aliases.get(key)
+        code = self._operator.get(key) or self._codes.get(key) or self._aliases.get(key)
         if code is None:
             return Carrier(OTHER, text)
         if code == OTHER:
