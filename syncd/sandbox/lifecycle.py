@@ -17,6 +17,7 @@ The rules follow Amazon's documentation of the Orders API:
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -41,6 +42,7 @@ SETTABLE_STATUSES = (
 # Parts of an order and of its items that Amazon does not show while the order is pending.
 _WITHHELD_ORDER_KEYS = ("buyer", "recipient", "proceeds", "payment", "tax")
 _WITHHELD_ITEM_KEYS = ("proceeds", "tax", "expense")
+_DIGITS = re.compile(r"[0-9]+")
 _CANCEL_REASONS = (
     ("BUYER", "Buyer canceled"),
     ("MERCHANT", "Out of stock"),
@@ -207,10 +209,20 @@ def _ship(
     _set_quantities(document, shipped=target)
     if order.is_merchant_fulfilled and newly_shipped:
         packages = document.setdefault("packages", [])
-        packages.append(
-            build_package(len(packages) + 1, newly_shipped, at, rng=rng, shipper=shipper)
-        )
+        number = next_package_number(packages)
+        packages.append(build_package(number, newly_shipped, at, rng=rng, shipper=shipper))
     return status
+
+
+def next_package_number(packages: list[Document]) -> int:
+    """Return one more than the highest numeric ``packageReferenceId`` among ``packages``.
+
+    A client may choose any positive number for its packages, so counting the packages
+    could repeat a reference that is already taken.
+    """
+    references = [str(package.get("packageReferenceId", "")) for package in packages]
+    numbers = [int(reference) for reference in references if _DIGITS.fullmatch(reference)]
+    return max(numbers, default=0) + 1
 
 
 def _ordered_quantities(items: list[Document]) -> dict[str, int]:

@@ -3,8 +3,9 @@
 A seller's orders in a marketplace are generated the first time a request or a control
 call reads that marketplace. Scheduled changes (PENDING to UNSHIPPED, UNSHIPPED to SHIPPED,
 cancellations) take effect when the sandbox clock passes their time: they are applied in
-time order before any read. Control calls create, patch and evolve orders at the sandbox's
-now.
+time order before any read. Once a package is recorded on an order (by confirmShipment or
+the control API), its scheduled changes are dropped, so the seller's own packages are the
+only ones it gets. Control calls create, patch and evolve orders at the sandbox's now.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from syncd.sandbox import clock, lifecycle, marketplaces, sellers
+from syncd.sandbox import clock, lifecycle, marketplaces, packages, sellers
 from syncd.sandbox.generator import ItemSpec, OrderGenerator, ScheduledChange
 from syncd.sandbox.lifecycle import Document, SandboxOrder
 from syncd.sandbox.marketplaces import Marketplace
@@ -48,6 +49,7 @@ class SellerBook:
     generated: set[str] = field(default_factory=set)
     schedule: list[tuple[datetime, int, str, str]] = field(default_factory=list)
     schedule_counter: int = 0
+    settled: set[str] = field(default_factory=set)  # order ids whose schedule is dropped
     created_count: int = 0
     evolve_count: int = 0
 
@@ -116,7 +118,8 @@ class OrderBook:
         These fields steer the generator: ``fulfillment.fulfillmentStatus`` (default
         UNSHIPPED), ``fulfillment.fulfilledBy``, ``salesChannel.channelName`` and each
         item's quantity, SKU, ASIN, title and unit price. Every other field given is merged
-        over the generated order.
+        over the generated order. Without ``programs`` the order never gets FBM_SHIP_PLUS,
+        which would make confirmShipment reject it; give ``programs`` to choose them.
 
         Raises:
             ValueError: the body is not a usable partial order.
@@ -139,6 +142,8 @@ class OrderBook:
             item_specs=_item_specs(partial.get("orderItems")),
         )
         self._set_status(book, order, status, max(created, now), rng)
+        if "programs" not in partial:
+            order.document = _without_program(order.document, "FBM_SHIP_PLUS")
         order.document = _merge_partial(order.document, partial, now)
         if order.order_id in book.orders:
             raise ValueError(f"order {order.order_id} already exists")
@@ -174,6 +179,58 @@ class OrderBook:
             lifecycle.touch(document, now)
         order.document = document
         return order
+
+    def existing_order(self, refresh_token: str, order_id: str, now: datetime) -> SandboxOrder:
+        """Return a seller's order in any region, with the changes due by ``now`` applied.
+
+        Raises:
+            OrderNotFoundError: the seller has no order with this id.
+        """
+        book = self._book(refresh_token)
+        self._apply_due_changes(book, now)
+        order = book.orders.get(order_id)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        return order
+
+    def ship_package(
+        self, refresh_token: str, order_id: str, package: Document, now: datetime
+    ) -> SandboxOrder:
+        """Record a package on an order now; a package with the same reference is replaced.
+
+        The package gets the order's ship-from address unless it has one. The order's
+        scheduled status changes are dropped.
+
+        Raises:
+            OrderNotFoundError: the seller has no order with this id.
+        """
+        book = self._book(refresh_token)
+        order = self.existing_order(refresh_token, order_id, now)
+        if "shipFromAddress" not in package:
+            shipper = self._shipper(book, order)
+            package = {**package, "shipFromAddress": dict(shipper.ship_from)}
+        packages.record_package(order, package, now)
+        book.settled.add(order_id)
+        return order
+
+    def add_manual_package(
+        self, refresh_token: str, order_id: str, partial: Document, now: datetime
+    ) -> Document:
+        """Record a package confirmed by hand (see :func:`packages.manual_package`); return it.
+
+        Raises:
+            OrderNotFoundError: the seller has no order with this id.
+            ValueError: the order cannot get this package.
+            TypeError: an entry of ``packageItems`` is not an object.
+        """
+        book = self._book(refresh_token)
+        order = self.existing_order(refresh_token, order_id, now)
+        rng = book.seller.rng(self._seed, "package", order_id, clock.format_time(now))
+        package = packages.manual_package(
+            order, partial, now, rng=rng, shipper=self._shipper(book, order)
+        )
+        self.ship_package(refresh_token, order_id, package, now)
+        return package
 
     def evolve(
         self, refresh_token: str, marketplace_ids: list[str], count: int, now: datetime
@@ -243,7 +300,9 @@ class OrderBook:
         while book.schedule and book.schedule[0][0] <= now:
             at, _, order_id, status = heapq.heappop(book.schedule)
             order = book.orders.get(order_id)
-            if order is None or status not in _NEXT_STATUSES.get(order.status, frozenset()):
+            if order is None or order_id in book.settled:
+                continue
+            if status not in _NEXT_STATUSES.get(order.status, frozenset()):
                 continue  # patched or evolved since: the change no longer applies
             rng = sellers.seeded_random(self._seed, order_id, status, clock.format_time(at))
             self._set_status(book, order, status, at, rng)
@@ -251,10 +310,12 @@ class OrderBook:
     def _set_status(
         self, book: SellerBook, order: SandboxOrder, status: str, at: datetime, rng: random.Random
     ) -> None:
+        lifecycle.set_status(order, status, at, rng, self._shipper(book, order))
+
+    def _shipper(self, book: SellerBook, order: SandboxOrder) -> lifecycle.Shipper:
         marketplace = marketplaces.find_marketplace(order.marketplace_id)
         assert marketplace is not None
-        shipper = self._generator.shipper(book.seller, marketplace, order.order_id)
-        lifecycle.set_status(order, status, at, rng, shipper)
+        return self._generator.shipper(book.seller, marketplace, order.order_id)
 
     def _evolve_new_order(
         self, book: SellerBook, rng: random.Random, marketplace_ids: list[str], now: datetime
@@ -357,6 +418,13 @@ def _merge_partial(document: Document, partial: Document, now: datetime) -> Docu
             max(now, clock.parse_time(merged["createdTime"]) or now)
         )
     return merged
+
+
+def _without_program(document: Document, program: str) -> Document:
+    programs = [name for name in document.get("programs", []) if name != program]
+    if programs:
+        return {**document, "programs": programs}
+    return {key: value for key, value in document.items() if key != "programs"}
 
 
 def _last_updated(order: SandboxOrder) -> datetime:

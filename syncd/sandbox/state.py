@@ -290,6 +290,38 @@ class SandboxState:
             )
             return lifecycle.copy_document(patched.document)
 
+    def packages(self, refresh_token: str, order_id: str) -> list[dict[str, Any]]:
+        """Return copies of an order's packages, oldest first; ``[]`` when it has none.
+
+        Raises:
+            orderbook.OrderNotFoundError: the seller has no such order.
+        """
+        with self.lock:
+            order = self.orderbook.existing_order(refresh_token, order_id, self.now())
+            return lifecycle.copy_document(order.document.get("packages", []))
+
+    def add_package(
+        self, refresh_token: str, order_id: str, package: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Record a package as if confirmed by hand in Seller Central; return the package.
+
+        No quota is taken and no call is logged. ``package`` may set ``packageReferenceId``,
+        ``carrier``, ``trackingNumber``, ``shipTime``, ``shippingService``, ``packageStatus``
+        and ``packageItems``; the rest is filled in, and by default the package holds every
+        unit not yet shipped. A ``packageReferenceId`` the order has replaces that package.
+
+        Raises:
+            orderbook.OrderNotFoundError: the seller has no such order.
+            ValueError: the order is not a shippable merchant order, or ``package`` is
+                invalid for it.
+            TypeError: an entry of ``packageItems`` is not an object.
+        """
+        with self.lock:
+            added = self.orderbook.add_manual_package(
+                refresh_token, order_id, package or {}, self.now()
+            )
+            return lifecycle.copy_document(added)
+
     def evolve(
         self,
         refresh_token: str,
