@@ -8,13 +8,16 @@ Every SP-API request goes through the same steps, in this order:
    the response (throttle, server error, ...) responds at once. When the sandbox stops
    during the wait, the request gets 503 at once;
 3. take a token from the seller's bucket for the operation (429 when empty);
-4. return the example's response for an exact match of one of Amazon's static examples;
-5. run the operation's handler.
+4. return the example's response for an exact match of one of Amazon's static examples
+   (the JSON body counts as the parameter ``body``);
+5. run the operation's handler;
+6. apply the rules that act after the request took effect: ``apply_then_slow`` waits and
+   ``apply_then_server_error`` replaces the response with a 5xx.
 
 Every response is JSON with ``x-amzn-RequestId`` (a fresh UUID) and a ``Date`` from the
-sandbox clock. Responses of operations with a usage plan also carry
-``x-amzn-RateLimit-Limit``. The call log records each request. API families plug in through
-:data:`API_MODULES`.
+sandbox clock, except a 204, which has no body. Responses of operations with a usage plan
+also carry ``x-amzn-RateLimit-Limit``. The call log records each request, with its JSON
+body for operations that take one. API families plug in through :data:`API_MODULES`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from types import ModuleType
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,7 +39,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from syncd import logs
-from syncd.sandbox import control, lwa, orders, static_examples, throttle
+from syncd.sandbox import control, lwa, orders, shipments, static_examples, throttle
 from syncd.sandbox.calls import CallRecord
 from syncd.sandbox.exchange import (
     Operation,
@@ -50,14 +54,19 @@ from syncd.sandbox.exchange import (
     quota_exceeded,
     server_error,
 )
-from syncd.sandbox.faults import FAULTABLE_OPERATIONS, LWA_OPERATION, FaultCall, FiredFault
+from syncd.sandbox.faults import (
+    FAULTABLE_OPERATIONS,
+    LWA_OPERATION,
+    FaultCall,
+    FiredFault,
+)
 from syncd.sandbox.sellers import Seller
 from syncd.sandbox.state import SandboxState
 
 logger = logs.get_logger(__name__)
 
 # Each module exports OPERATIONS; add reports, feeds, listings, ... here, one module each.
-API_MODULES: tuple[ModuleType, ...] = (orders,)
+API_MODULES: tuple[ModuleType, ...] = (orders, shipments)
 OPERATION_IDS: tuple[str, ...] = tuple(
     operation.operation_id for module in API_MODULES for operation in module.OPERATIONS
 )
@@ -91,11 +100,16 @@ class Exchange:
     seller_id: str | None = None
     fired: list[FiredFault] = field(default_factory=list)
     params: dict[str, str] | None = None  # overrides the query parameters in the call log
+    body: Any = None  # the request's JSON body for the call log; None when it sent none
 
     def respond(self, reply: Reply, rate_limit: str | None = None) -> Response:
         """Serialize a reply, add the common headers and record the call."""
         kinds = {fault.rule.kind for fault in self.fired}
-        content = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+        media_type: str | None = "application/json"
+        if reply.status == 204:
+            content, media_type = b"", None
+        else:
+            content = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
         if "malformed_json" in kinds:
             content = content[: len(content) // 2]
 
@@ -107,7 +121,7 @@ class Exchange:
         if rate_limit is not None and "omit_rate_limit_header" not in kinds:
             headers["x-amzn-RateLimit-Limit"] = rate_limit
         self._record(reply.status)
-        return Response(content, reply.status, headers, media_type="application/json")
+        return Response(content, reply.status, headers, media_type=media_type)
 
     def _record(self, status: int) -> None:
         scope_server = self.request.scope.get("server") or ("", 0)
@@ -125,6 +139,7 @@ class Exchange:
                 raw_query=self.query.raw,
                 params=self.params if self.params is not None else dict(self.query.params),
                 params_all=dict(self.query.params_all),
+                body=self.body,
                 status=status,
                 seller_id=self.seller_id,
                 faults=tuple(fault.label for fault in self.fired),
@@ -196,13 +211,11 @@ async def _respond_to_operation(
         return rejection or access_denied()
     exchange.seller_id = seller.seller_id
 
+    raw_body = await exchange.request.body()
+    exchange.body = _loggable_body(raw_body)
     exchange.fired = _fire_faults(exchange, seller)
-    if not await _wait_for_slow_faults(exchange, stopping):
-        reply = amazon_error(
-            503, "ServiceUnavailable", "Service temporarily unavailable.", SHUTDOWN_MESSAGE
-        )
-        reply.headers["Connection"] = "close"
-        return reply
+    if not await _wait_for_faults(exchange, stopping, "slow"):
+        return _shutdown_reply()
     fault_reply = _apply_faults(state, exchange.fired, seller)
     if fault_reply is not None:
         return fault_reply
@@ -212,13 +225,21 @@ async def _respond_to_operation(
 
     path_params = {key: str(value) for key, value in exchange.request.path_params.items()}
     example = static_examples.find_static_example(
-        operation.operation_id, operation.model_name, exchange.query, path_params
+        operation.operation_id, operation.model_name, exchange.query, path_params, exchange.body
     )
     if example is not None:
-        return Reply(example.status, example.response)
+        reply = Reply(example.status, example.response)
+    else:
+        reply = _run_handler(operation, _context(exchange, operation, seller, raw_body, now))
+    return await _apply_faults_after_effect(exchange, reply, stopping)
 
-    context = RequestContext(
-        state=state,
+
+def _context(
+    exchange: Exchange, operation: Operation, seller: Seller, raw_body: bytes, now: datetime
+) -> RequestContext:
+    path_params = {key: str(value) for key, value in exchange.request.path_params.items()}
+    return RequestContext(
+        state=exchange.state,
         region=exchange.region,
         operation_id=operation.operation_id,
         query=exchange.query,
@@ -227,8 +248,38 @@ async def _respond_to_operation(
         request_id=exchange.request_id,
         now=now,
         fired=exchange.fired,
+        body=raw_body,
     )
-    return _run_handler(operation, context)
+
+
+async def _apply_faults_after_effect(
+    exchange: Exchange, reply: Reply, stopping: asyncio.Event
+) -> Reply:
+    """Apply the rules that act once the request has taken effect (``apply_then_*``)."""
+    if not await _wait_for_faults(exchange, stopping, "apply_then_slow"):
+        return _shutdown_reply()
+    for fault in exchange.fired:
+        if fault.rule.kind == "apply_then_server_error":
+            return server_error(fault.rule.status)
+    return reply
+
+
+def _loggable_body(raw: bytes) -> Any:
+    """Return a request body for the call log: decoded JSON, else text, or None when empty."""
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return raw.decode("utf-8", errors="replace")
+
+
+def _shutdown_reply() -> Reply:
+    reply = amazon_error(
+        503, "ServiceUnavailable", "Service temporarily unavailable.", SHUTDOWN_MESSAGE
+    )
+    reply.headers["Connection"] = "close"
+    return reply
 
 
 def _authenticate(
@@ -259,13 +310,13 @@ def _fire_faults(exchange: Exchange, seller: Seller) -> list[FiredFault]:
         return exchange.state.fault_book.fire(call)
 
 
-async def _wait_for_slow_faults(exchange: Exchange, stopping: asyncio.Event) -> bool:
-    """Wait the delay of the ``slow`` faults that fired; return False if the sandbox stopped.
+async def _wait_for_faults(exchange: Exchange, stopping: asyncio.Event, kind: str) -> bool:
+    """Wait the delay of the faults of ``kind`` that fired; return False if the sandbox stopped.
 
     Ending the wait early lets uvicorn stop without cancelling the request, which it would
     report with a traceback and a bare 500 response.
     """
-    delay = sum(fault.rule.delay for fault in exchange.fired if fault.rule.kind == "slow")
+    delay = sum(fault.rule.delay for fault in exchange.fired if fault.rule.kind == kind)
     if delay <= 0:
         return True
     try:
@@ -276,6 +327,7 @@ async def _wait_for_slow_faults(exchange: Exchange, stopping: asyncio.Event) -> 
     logger.info(
         "sandbox_slow_request_cancelled",
         reason="sandbox stopping",
+        fault_kind=kind,
         operation=exchange.operation,
         region=exchange.region,
         request_id=exchange.request_id,
@@ -343,7 +395,7 @@ def _lwa_endpoint(state: SandboxState, region: str, stopping: asyncio.Event) -> 
         refresh_token = fields.get("refresh_token")
         with state.lock:
             exchange.fired = state.fault_book.fire(FaultCall(LWA_OPERATION, region, refresh_token))
-        if not await _wait_for_slow_faults(exchange, stopping):
+        if not await _wait_for_faults(exchange, stopping, "slow"):
             reply = lwa.lwa_error(503, "server_error", SHUTDOWN_MESSAGE)
             reply.headers["Connection"] = "close"
             return exchange.respond(reply)

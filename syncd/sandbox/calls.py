@@ -1,9 +1,9 @@
 """The call log: one record per request the sandbox responded to, LWA included.
 
 Tests and benchmarks count calls per operation, check the exact query a client sent (both
-the first-occurrence values Amazon uses and every repeated value) and see which fault
-fired. Control requests under ``/_sandbox/`` are not recorded, so reading the log does
-not change it.
+the first-occurrence values Amazon uses and every repeated value) and the body of a
+confirmShipment, and see which fault fired. Control requests under ``/_sandbox/`` are not
+recorded, so reading the log does not change it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class CallRecord:
     seller_id: str | None
     faults: tuple[str, ...] = ()  # "<fault id>:<kind>" of each rule that fired
     duration_ms: float = 0.0
+    # The request's JSON body as sent (text when it is not JSON), for operations that take
+    # one such as confirmShipment; None for LWA and for requests without a body.
+    body: Any = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as a JSON-ready dict, times in RFC 3339."""
@@ -58,6 +61,7 @@ class CallRecord:
             "seller_id": self.seller_id,
             "faults": list(self.faults),
             "duration_ms": round(self.duration_ms, 3),
+            "body": self.body,
         }
 
 

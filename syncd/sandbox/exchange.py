@@ -58,7 +58,10 @@ class QueryString:
 
 @dataclass
 class Reply:
-    """A response before serialization: status, JSON body and extra headers."""
+    """A response before serialization: status, JSON body and extra headers.
+
+    A 204 response is sent without a body, whatever ``body`` holds.
+    """
 
     status: int
     body: Any
@@ -78,6 +81,7 @@ class RequestContext:
     request_id: str
     now: datetime
     fired: list[FiredFault] = field(default_factory=list)
+    body: bytes = b""  # the request body as received; empty for GET requests
 
     def has_fault(self, kind: str) -> bool:
         """Return whether a fault of this kind fired on the request."""

@@ -1,10 +1,10 @@
 """Fault injection: rules that make the sandbox respond like Amazon on a bad day.
 
-A rule names an operation (``searchOrders``, ``getOrder``, ``lwa`` or ``*``), optionally a
-region and a seller (by refresh token), and a kind. The rule counts every call that matches
-it and fires on matching calls number ``after + 1`` to ``after + count``, or on every one
-after ``after`` when ``count`` is unset. Several rules may fire on one call, and the call
-log lists each of them as ``<id>:<kind>``.
+A rule names an operation (``searchOrders``, ``getOrder``, ``confirmShipment``, ``lwa`` or
+``*``), optionally a region and a seller (by refresh token), and a kind. The rule counts
+every call that matches it and fires on matching calls number ``after + 1`` to
+``after + count``, or on every one after ``after`` when ``count`` is unset. Several rules
+may fire on one call, and the call log lists each of them as ``<id>:<kind>``.
 
 Kinds:
 
@@ -21,7 +21,17 @@ Kinds:
 - ``repeat_page``: a searchOrders page request gets back the same ``nextToken`` it sent.
 - ``duplicate_pages``: searchOrders returns the same orders again with a fresh token.
 - ``omit_rate_limit_header``: the response has no ``x-amzn-RateLimit-Limit`` header.
-- ``reject_dataset``: 400 ``InvalidInput`` whenever ``includedData`` contains ``dataset``.
+- ``reject_dataset``: 400 ``InvalidInput`` whenever ``includedData`` contains ``dataset``
+  (so never on confirmShipment, which has no ``includedData``).
+- ``apply_then_slow``: the request takes effect as usual (confirmShipment records its
+  package), then the response waits ``delay`` seconds. A client whose read timeout is
+  shorter gives up although Amazon has applied the request.
+- ``apply_then_server_error``: the request takes effect as usual, then the response is
+  ``status`` 500 or 503 (502, 504) with an Amazon error body instead of the real one.
+
+Kinds that replace the response (``throttle``, ``server_error``, ``expired_token``,
+``access_denied``, ``reject_dataset``) act before the request takes effect, so a
+confirmShipment they fire on records nothing.
 
 The clock skew is not a rule: it is the sandbox clock's offset (see :mod:`clock`).
 """
@@ -50,17 +60,33 @@ FaultKind = Literal[
     "duplicate_pages",
     "omit_rate_limit_header",
     "reject_dataset",
+    "apply_then_slow",
+    "apply_then_server_error",
 ]
 
 LWA_OPERATION = "lwa"
 ANY_OPERATION = "*"
 # Every operation the sandbox serves; app.py checks at import that its route table agrees.
-FAULTABLE_OPERATIONS: tuple[str, ...] = (LWA_OPERATION, "searchOrders", "getOrder")
+FAULTABLE_OPERATIONS: tuple[str, ...] = (
+    LWA_OPERATION,
+    "searchOrders",
+    "getOrder",
+    "confirmShipment",
+)
+# Kinds that wait `delay` seconds, before the request takes effect or after it.
+DELAY_KINDS: frozenset[str] = frozenset({"slow", "apply_then_slow"})
 
 # Kinds that only make sense for some operations; a rule for "*" skips the others.
 _LWA_ONLY: frozenset[str] = frozenset({"invalid_client"})
 _SP_API_ONLY: frozenset[str] = frozenset(
-    {"expired_token", "access_denied", "omit_rate_limit_header", "reject_dataset"}
+    {
+        "expired_token",
+        "access_denied",
+        "omit_rate_limit_header",
+        "reject_dataset",
+        "apply_then_slow",
+        "apply_then_server_error",
+    }
 )
 _SEARCH_ONLY: frozenset[str] = frozenset({"repeat_page", "duplicate_pages"})
 _SEARCH_OPERATION = "searchOrders"
@@ -79,18 +105,18 @@ class FaultRule(BaseModel):
     # Limits the rule to the seller of this refresh token. For `revoke` it is instead the
     # token to revoke, and any matching call triggers the revocation.
     refresh_token: str | None = None
-    status: Literal[500, 502, 503, 504] = 503
-    delay: float = Field(default=0.0, ge=0.0, le=600.0)  # seconds, for `slow`
+    status: Literal[500, 502, 503, 504] = 503  # for `server_error`, `apply_then_server_error`
+    delay: float = Field(default=0.0, ge=0.0, le=600.0)  # seconds, for `slow`, `apply_then_slow`
     field: Literal["details", "message"] = "details"  # where `expired_token` puts its text
     dataset: str | None = None  # the includedData value `reject_dataset` refuses
 
     @model_validator(mode="after")
     def _check_kind_arguments(self) -> Self:
         fields_given = self.model_fields_set
-        if self.kind == "slow" and self.delay <= 0:
+        if self.kind in DELAY_KINDS and self.delay <= 0:
             raise invalid_field(
                 "delay",
-                "a slow fault needs a delay in seconds greater than 0",
+                f"a {self.kind} fault needs a delay in seconds greater than 0",
                 value=self.delay,
                 missing="delay" not in fields_given,
                 expected=N_("a number of seconds above 0 for a slow fault"),

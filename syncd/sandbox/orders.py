@@ -75,7 +75,7 @@ class SearchWindow:
 
 def search_orders(ctx: RequestContext) -> Reply:
     """Return one page of the seller's orders that match the searchOrders filters."""
-    _check_declared_parameters(ctx)
+    check_declared_parameters(ctx)
     page_size = _page_size(ctx)
     included = _included_data(ctx)
 
@@ -94,7 +94,7 @@ def search_orders(ctx: RequestContext) -> Reply:
         order.document
         for order in found
         if _is_in_window(order.document, window)
-        and _is_retained(order.document, order.marketplace_id, ctx.now)
+        and is_retained(order.document, order.marketplace_id, ctx.now)
         and (statuses is None or order.status in statuses)
         and (
             fulfilled_by is None or order.document["fulfillment"].get("fulfilledBy") in fulfilled_by
@@ -253,7 +253,8 @@ def _is_in_window(document: dict[str, Any], window: SearchWindow) -> bool:
     return moment is not None and window.after <= moment <= window.before
 
 
-def _is_retained(document: dict[str, Any], marketplace_id: str, now: datetime) -> bool:
+def is_retained(document: dict[str, Any], marketplace_id: str, now: datetime) -> bool:
+    """Return whether Amazon still returns an order, by its creation time and marketplace."""
     marketplace = marketplaces.find_marketplace(marketplace_id)
     created = clock.parse_time(document["createdTime"])
     if marketplace is None or created is None:
@@ -266,13 +267,13 @@ def _is_retained(document: dict[str, Any], marketplace_id: str, now: datetime) -
 
 def get_order(ctx: RequestContext) -> Reply:
     """Return one of the seller's orders (getOrder) if it belongs to the host's region."""
-    _check_declared_parameters(ctx)
+    check_declared_parameters(ctx)
     included = _included_data(ctx)
     order_id = ctx.path_params["orderId"]
 
     with ctx.state.lock:
         order = ctx.state.orderbook.find(ctx.seller.refresh_token, order_id, ctx.region, ctx.now)
-    if order is None or not _is_retained(order.document, order.marketplace_id, ctx.now):
+    if order is None or not is_retained(order.document, order.marketplace_id, ctx.now):
         return amazon_error(404, "NotFound", f"The order {order_id} was not found.")
     return Reply(200, {"order": datasets.render_order(order.document, included)})
 
@@ -280,10 +281,17 @@ def get_order(ctx: RequestContext) -> Reply:
 # -- shared checks -------------------------------------------------------------------------------
 
 
-def _check_declared_parameters(ctx: RequestContext) -> None:
+def check_declared_parameters(ctx: RequestContext, model_name: str = MODEL) -> None:
+    """Reject a query parameter that the operation does not declare in ``model_name``.
+
+    Does nothing when the ``strict_parameters`` setting is off.
+
+    Raises:
+        RequestRejected: 400 ``InvalidInput`` naming the parameter.
+    """
     if not ctx.state.config.strict_parameters:
         return
-    operation = apimodels.find_operation(ctx.operation_id, MODEL)
+    operation = apimodels.find_operation(ctx.operation_id, model_name)
     for name in ctx.query.params:
         definition = operation.parameter(name)
         if definition is None or definition.get("in") != "query":

@@ -3,7 +3,9 @@
 Amazon's own sandbox responds to a request whose parameters equal one of these examples with
 the example's response. The local sandbox does the same before it validates anything else:
 a request matches when it sends exactly the example's parameters (no more, no fewer) with
-the same values. Array values are compared as lists in the order given.
+the same values. Array values are compared as lists in the order given. An operation that
+takes a JSON body (confirmShipment) has it as the parameter ``body``, compared as decoded
+JSON.
 """
 
 from __future__ import annotations
@@ -42,14 +44,23 @@ def static_examples(operation_id: str, model_name: str) -> tuple[StaticExample, 
 
 
 def find_static_example(
-    operation_id: str, model_name: str, query: QueryString, path_params: dict[str, str]
+    operation_id: str,
+    model_name: str,
+    query: QueryString,
+    path_params: dict[str, str],
+    body: Any = None,
 ) -> StaticExample | None:
-    """Return the static example a request matches exactly, or None."""
+    """Return the static example a request matches exactly, or None.
+
+    ``body`` is the decoded JSON body, or None when the request has none.
+    """
     examples = static_examples(operation_id, model_name)
     if not examples:
         return None
     operation = apimodels.find_operation(operation_id, model_name)
     sent = _request_parameters(operation, query, path_params)
+    if body is not None:
+        sent["body"] = body
     for example in examples:
         if sent == example.parameters:
             return example

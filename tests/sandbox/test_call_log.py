@@ -133,11 +133,14 @@ def test_call_log_rejects_unknown_operation(api: SpApi) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"] == (
-        "unknown operation 'searchorders': use one of lwa, searchOrders, getOrder, unknown"
+        "unknown operation 'searchorders': use one of lwa, searchOrders, getOrder, "
+        "confirmShipment, unknown"
     )
 
 
-@pytest.mark.parametrize("operation", ["lwa", "searchOrders", "getOrder", "unknown"])
+@pytest.mark.parametrize(
+    "operation", ["lwa", "searchOrders", "getOrder", "confirmShipment", "unknown"]
+)
 def test_call_log_accepts_known_operations(api: SpApi, operation: str) -> None:
     response = api.http.get(
         api.sandbox.base_urls["na"] + "/_sandbox/calls", params={"operation": operation}

@@ -387,7 +387,8 @@ def test_invalid_rule_names_field_value_and_choices(api: SpApi) -> None:
         (
             'kind "thrott" is not valid: expected one of throttle, server_error, slow, '
             "expired_token, access_denied, revoke, invalid_client, malformed_json, repeat_page, "
-            "duplicate_pages, omit_rate_limit_header, reject_dataset"
+            "duplicate_pages, omit_rate_limit_header, reject_dataset, apply_then_slow, "
+            "apply_then_server_error"
         )
     ]
 
@@ -410,7 +411,7 @@ def test_unknown_fault_id(api: SpApi) -> None:
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("operation", ["searchorders", "GetOrder", "confirmShipment"])
+@pytest.mark.parametrize("operation", ["searchorders", "GetOrder", "confirmshipment"])
 def test_unknown_operation_is_rejected(operation: str) -> None:
     with pytest.raises(ValidationError, match="unknown operation"):
         FaultRule(kind="throttle", operation=operation)

@@ -13,7 +13,8 @@ from syncd.sandbox.state import SandboxConfig
 
 KINDS = (
     "throttle, server_error, slow, expired_token, access_denied, revoke, invalid_client, "
-    "malformed_json, repeat_page, duplicate_pages, omit_rate_limit_header, reject_dataset"
+    "malformed_json, repeat_page, duplicate_pages, omit_rate_limit_header, reject_dataset, "
+    "apply_then_slow, apply_then_server_error"
 )
 DATASETS = (
     "BUYER, RECIPIENT, PROCEEDS, EXPENSE, PROMOTION, CANCELLATION, FULFILLMENT, PACKAGES, TAX, "
