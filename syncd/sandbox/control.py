@@ -23,7 +23,11 @@ each problem in ``"problems"``.
 ``GET /_sandbox/orders``   a seller's orders with every dataset: ``?refresh_token=t`` and
                            optionally ``region`` or ``marketplace_ids=A,B``
 ``POST .../orders``        create ``{"refresh_token", "marketplace_id", "order": {partial}}``
+``GET .../orders/{id}``    one order with every dataset: ``?refresh_token=t``
 ``PATCH .../orders/{id}``  ``{"refresh_token", "status"?, "changes"?}`` (JSON merge patch)
+``GET .../{id}/packages``  an order's packages: ``?refresh_token=t``
+``POST .../{id}/packages`` record a package as if confirmed in Seller Central, without quota:
+                           ``{"refresh_token", "package"?: {partial package}}``
 ``POST .../orders/evolve`` ``{"refresh_token", "count"?, "region"?, "marketplace_ids"?, "ago"?}``
 ``GET /_sandbox/calls``    call log, filtered by ``operation``, ``region``, ``status``
 ``DELETE .../calls``       empty the call log
@@ -91,7 +95,8 @@ def routes(state: SandboxState, region: str, operations: Sequence[str]) -> list[
         ("/revocations", ["POST"], _revocations),
         ("/orders", ["GET", "POST"], _orders),
         ("/orders/evolve", ["POST"], _evolve),
-        ("/orders/{order_id}", ["PATCH"], _order),
+        ("/orders/{order_id}", ["GET", "PATCH"], _order),
+        ("/orders/{order_id}/packages", ["GET", "POST"], _packages),
         ("/calls", ["GET", "DELETE"], _calls_handler(tuple(operations))),
         ("/reset", ["POST"], _reset),
     ]
@@ -121,6 +126,8 @@ def _wrap(
         except ControlError as exc:
             headers = {"Allow": exc.details["allow"]} if "allow" in exc.details else None
             return JSONResponse({"error": str(exc), **exc.details}, exc.status, headers)
+        except OrderNotFoundError as exc:
+            return JSONResponse({"error": str(exc)}, 404)
         except ValidationError as exc:
             found = _problems(exc)
             return JSONResponse({"error": "; ".join(found), "problems": found}, 400)
@@ -310,6 +317,14 @@ async def _create_order(state: SandboxState, request: Request) -> Response:
 
 
 async def _order(state: SandboxState, region: str, request: Request) -> Response:
+    order_id = request.path_params["order_id"]
+    if request.method == "GET":
+        refresh_token = _refresh_token_parameter(request)
+        order = state.order(refresh_token, order_id)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        return JSONResponse({"order": order})
+
     body = await _json_body(request)
     refresh_token = str(_required(body, "refresh_token"))
     changes = body.get("changes")
@@ -318,13 +333,38 @@ async def _order(state: SandboxState, region: str, request: Request) -> Response
     try:
         patched = state.patch_order(
             refresh_token,
-            request.path_params["order_id"],
+            order_id,
             status=body.get("status"),
             changes=changes,
         )
     except OrderNotFoundError as exc:
         raise ControlError(str(exc), 404) from exc
     return JSONResponse({"order": patched})
+
+
+async def _packages(state: SandboxState, region: str, request: Request) -> Response:
+    order_id = request.path_params["order_id"]
+    if request.method == "GET":
+        refresh_token = _refresh_token_parameter(request)
+        found = state.packages(refresh_token, order_id)
+        return JSONResponse({"order_id": order_id, "packages": found})
+
+    body = await _json_body(request)
+    refresh_token = str(_required(body, "refresh_token"))
+    partial = body.get("package")
+    if partial is not None and not isinstance(partial, dict):
+        raise ControlError("package must be a JSON object of v2026-01-01 package fields")
+    package = state.add_package(refresh_token, order_id, partial)
+    logger.info("sandbox_package_added", order_id=order_id)
+    order = state.order(refresh_token, order_id)
+    return JSONResponse({"package": package, "order": order}, 201)
+
+
+def _refresh_token_parameter(request: Request) -> str:
+    refresh_token = request.query_params.get("refresh_token")
+    if not refresh_token:
+        raise ControlError("missing query parameter 'refresh_token'")
+    return refresh_token
 
 
 async def _evolve(state: SandboxState, region: str, request: Request) -> Response:

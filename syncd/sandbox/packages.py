@@ -66,7 +66,7 @@ def packed_quantities(document: Document, excluding: str | None = None) -> dict[
 
 
 def remaining_quantities(document: Document, excluding: str | None = None) -> dict[str, int]:
-    """Return the units of each order item that no package holds yet (never below 0)."""
+    """Return the units of each order item that no package contains yet (never below 0)."""
     packed = packed_quantities(document, excluding)
     return {
         item_id: max(0, ordered - packed.get(item_id, 0))
@@ -131,8 +131,8 @@ def manual_package(
 
     ``partial`` may set any of :data:`MANUAL_PACKAGE_FIELDS` in Amazon's v2026-01-01 shape.
     Without ``packageReferenceId`` the package gets the next free number; a reference the
-    order already has replaces that package. Without ``packageItems`` the package holds every
-    unit not yet in a package. ``carrier`` and ``trackingNumber`` take any text.
+    order already has replaces that package. Without ``packageItems`` the package contains
+    every unit not yet in a package. ``carrier`` and ``trackingNumber`` take any text.
 
     Raises:
         ValueError: the order cannot get a package, or ``partial`` is invalid for it.
@@ -143,8 +143,8 @@ def manual_package(
     unknown = sorted(set(partial) - set(MANUAL_PACKAGE_FIELDS))
     if unknown:
         raise ValueError(
-            f"unknown package fields: {', '.join(unknown)}; "
-            f"the known ones are {', '.join(MANUAL_PACKAGE_FIELDS)}"
+            f"unknown package fields: {', '.join(unknown)}. "
+            f"The known ones are {', '.join(MANUAL_PACKAGE_FIELDS)}"
         )
 
     reference_id = partial.get("packageReferenceId")
@@ -152,7 +152,7 @@ def manual_package(
         reference_id = str(lifecycle.next_package_number(document.get("packages", [])))
     if not isinstance(reference_id, str) or not _REFERENCE_ID.fullmatch(reference_id):
         raise ValueError(
-            f'packageReferenceId must be a string of digits, such as "1"; got {reference_id!r}'
+            f'packageReferenceId must be a string of digits, such as "1", not {reference_id!r}'
         )
     quantities = _manual_quantities(document, partial.get("packageItems"), reference_id)
 
@@ -202,8 +202,8 @@ def _manual_quantities(document: Document, entries: Any, reference_id: str) -> d
         item_id, quantity = entry.get("orderItemId"), entry.get("quantity")
         if not isinstance(item_id, str) or item_id not in remaining:
             raise ValueError(
-                f"orderItemId {item_id!r} is not an item of order {document['orderId']}; "
-                f"its items are {', '.join(remaining)}"
+                f"orderItemId {item_id!r} is not an item of order {document['orderId']}. "
+                f"Its items are {', '.join(remaining)}"
             )
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
             raise ValueError(f"quantity of item {item_id} must be a positive integer")
@@ -219,5 +219,5 @@ def _manual_quantities(document: Document, entries: Any, reference_id: str) -> d
 def _manual_ship_time(value: Any) -> str:
     parsed = clock.parse_time(value) if isinstance(value, str) else None
     if parsed is None:
-        raise ValueError(f"shipTime must be an ISO 8601 date-time; got {value!r}")
+        raise ValueError(f"shipTime must be an ISO 8601 date-time, not {value!r}")
     return clock.format_time(parsed)

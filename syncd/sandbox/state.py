@@ -307,8 +307,9 @@ class SandboxState:
 
         No quota is taken and no call is logged. ``package`` may set ``packageReferenceId``,
         ``carrier``, ``trackingNumber``, ``shipTime``, ``shippingService``, ``packageStatus``
-        and ``packageItems``; the rest is filled in, and by default the package holds every
-        unit not yet shipped. A ``packageReferenceId`` the order has replaces that package.
+        and ``packageItems``. The sandbox fills in the rest, and by default the package
+        contains every unit not yet shipped. A ``packageReferenceId`` the order has replaces
+        that package.
 
         Raises:
             orderbook.OrderNotFoundError: the seller has no such order.
