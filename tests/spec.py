@@ -1,6 +1,6 @@
 """Contract checks against Amazon's API models, as vendored in ``syncd/sandbox/spec/``.
 
-Two checks, usable from any test:
+Three checks, usable from any test:
 
 - :func:`validate_response` validates a JSON body against the model's schema for that
   operation and status. Swagger 2.0 definitions serve as JSON Schema draft 4 with ``$ref``
@@ -11,7 +11,10 @@ Two checks, usable from any test:
   in UTC and integers plain digits. An array is one comma-separated value whose items are in
   the enum and within ``maxItems``. Every path parameter must be present.
 
-Both raise AssertionError listing every problem found.
+- :func:`validate_request_body` validates a JSON request body, such as confirmShipment's,
+  against the schema of the operation's body parameter, the same way.
+
+All three raise AssertionError listing every problem found.
 """
 
 from __future__ import annotations
@@ -176,6 +179,36 @@ def validate_response(operation_id: str, status_code: int, body: Any) -> None:
 
 
 # -- requests ------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _body_validator(operation_id: str) -> jsonschema.Draft4Validator:
+    operation = find_operation(operation_id)
+    bodies = operation.parameters("body")
+    if not bodies:
+        raise AssertionError(f"{operation_id} takes no request body")
+    (parameter,) = bodies.values()
+    definitions = load_model(operation.model_name).get("definitions", {})
+    schema = {**parameter["schema"], "definitions": definitions}
+    return jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+def validate_request_body(operation_id: str, body: Any) -> None:
+    """Validate a decoded JSON request body against the model's body parameter schema.
+
+    Raises:
+        AssertionError: the operation takes no body or the body breaks the schema; the
+            message lists every violation with its JSON path.
+    """
+    validator = _body_validator(operation_id)
+    problems = [
+        f"{error.json_path}: {error.message}"
+        for error in sorted(validator.iter_errors(body), key=lambda error: error.json_path)
+    ]
+    if problems:
+        raise AssertionError(
+            f"{operation_id} request body breaks the model:\n  " + "\n  ".join(problems)
+        )
 
 
 def check_request(operation_id: str, path: str, raw_query: str) -> None:

@@ -1,7 +1,8 @@
 """Contract: every sandbox response, success or error, validates against Amazon's model.
 
-The requests themselves are checked with ``spec.check_request`` too, so the contract holds
-for requests a correct client sends.
+The requests themselves are checked with ``spec.check_request`` (and confirmShipment bodies
+with ``spec.validate_request_body``) too, so the contract holds for requests a correct
+client sends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ import pytest
 from syncd.sandbox import datasets, marketplaces
 from syncd.sandbox.server import SandboxServer
 from tests import spec
-from tests.sandbox.helpers import ALL_DATASETS, DE, SEARCH_PATH, SELLER_A, SpApi, days_ago, iso
+from tests.sandbox.helpers import (
+    ALL_DATASETS,
+    DE,
+    SEARCH_PATH,
+    SELLER_A,
+    US,
+    SpApi,
+    confirmation_body,
+    create_merchant_order,
+    days_ago,
+    iso,
+)
 from tests.sandbox_fixtures import SandboxFactory
 
 REGION_MARKETS = {
@@ -217,3 +229,137 @@ def test_pii_forbidden_follows_the_model(sandbox_factory: SandboxFactory) -> Non
 
     assert response.status_code == 403
     spec.validate_response("searchOrders", 403, response.json())
+
+
+# -- confirmShipment -----------------------------------------------------------------------------
+
+
+def _confirm(api: SpApi, region: str, order_id: str, body: Any) -> httpx.Response:
+    response = api.confirm_shipment(region, order_id, body)
+    url = urlsplit(str(response.request.url))
+    spec.check_request("confirmShipment", url.path, url.query)
+    content = response.content if response.status_code == 204 else response.json()
+    spec.validate_response("confirmShipment", response.status_code, content)
+    return response
+
+
+def test_confirmation_follows_the_model(fast_api: SpApi, sandbox: SandboxServer) -> None:
+    order = create_merchant_order(sandbox, US, (2, 1))
+    first = confirmation_body(order, [1, 1], shippingMethod="UPS Ground")
+    second = confirmation_body(order, [1, 0], reference_id="2", tracking_number="1Z2")
+    edit = confirmation_body(order, [1, 0], reference_id="2", tracking_number="1Z3")
+
+    statuses = []
+    for body in (first, second, edit):
+        spec.validate_request_body("confirmShipment", body)
+        statuses.append(_confirm(fast_api, "na", order["orderId"], body).status_code)
+
+    assert statuses == [204, 204, 204]
+
+
+def test_shipped_orders_follow_the_model(fast_api: SpApi, sandbox: SandboxServer) -> None:
+    partial = create_merchant_order(sandbox, US, (2, 1))
+    full = create_merchant_order(sandbox, US, (1,))
+    by_hand = create_merchant_order(sandbox, US, (3,))
+    _confirm(fast_api, "na", partial["orderId"], confirmation_body(partial, [1, 0]))
+    _confirm(fast_api, "na", full["orderId"], confirmation_body(full))
+    sandbox.state.add_package(SELLER_A, by_hand["orderId"], {"trackingNumber": "any text"})
+    sandbox.state.advance_clock(150)
+
+    for order in (partial, full, by_hand):
+        body = _check("getOrder", fast_api.get_order("na", order["orderId"], ALL_DATASETS))
+        assert body["order"]["packages"]
+    pages = fast_api.search_pages(
+        "na", marketplaceIds=US, lastUpdatedAfter=days_ago(sandbox, 0.1), includedData="PACKAGES"
+    )
+    for page in pages:
+        spec.validate_response("searchOrders", 200, page)
+
+
+def _shipment_error_cases(
+    sandbox: SandboxServer,
+) -> list[tuple[str, str, dict[str, Any] | None, bytes | None]]:
+    order = create_merchant_order(sandbox, US, (1,))
+    shipped = create_merchant_order(sandbox, US, (1,))
+    sandbox.state.add_package(SELLER_A, shipped["orderId"], {"packageReferenceId": "9"})
+    fba = create_merchant_order(sandbox, US, (1,), fulfilled_by="AMAZON")
+    valid = confirmation_body(order)
+    numeric = confirmation_body(order)
+    numeric["packageDetail"]["packageReferenceId"] = 1
+    single = confirmation_body(order)
+    single["packageDetail"]["orderItems"] = single["packageDetail"]["orderItems"][0]
+    return [
+        ("na", order["orderId"], numeric, None),
+        ("na", order["orderId"], single, None),
+        ("na", order["orderId"], confirmation_body(order, carrier_code="Other"), None),
+        ("na", order["orderId"], confirmation_body(order, ship_date="02/21/2022"), None),
+        ("na", order["orderId"], None, b"{not json"),
+        ("na", shipped["orderId"], confirmation_body(shipped), None),
+        ("na", fba["orderId"], confirmation_body(fba), None),
+        ("eu", order["orderId"], {**valid, "marketplaceId": DE}, None),
+        ("na", "111-0000000-0000000", valid, None),
+    ]
+
+
+def test_shipment_errors_follow_the_model(fast_api: SpApi, sandbox: SandboxServer) -> None:
+    statuses: Counter[int] = Counter()
+    for region, order_id, body, content in _shipment_error_cases(sandbox):
+        response = fast_api.confirm_shipment(region, order_id, body, content=content)
+        statuses[response.status_code] += 1
+        spec.validate_response("confirmShipment", response.status_code, response.json())
+
+    assert statuses == {400: 7, 404: 2}
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        pytest.param({"kind": "throttle"}, id="429"),
+        pytest.param({"kind": "server_error", "status": 500}, id="500"),
+        pytest.param({"kind": "server_error", "status": 503}, id="503"),
+        pytest.param({"kind": "expired_token"}, id="403-expired"),
+        pytest.param({"kind": "access_denied"}, id="403-denied"),
+        pytest.param({"kind": "apply_then_server_error", "status": 500}, id="500-applied"),
+        pytest.param({"kind": "apply_then_server_error", "status": 503}, id="503-applied"),
+    ],
+)
+def test_shipment_faults_follow_the_model(
+    api: SpApi, sandbox: SandboxServer, rule: dict[str, Any]
+) -> None:
+    order = create_merchant_order(sandbox, US, (1,))
+    api.token()
+    sandbox.state.add_fault({**rule, "operation": "confirmShipment"})
+
+    response = api.confirm_shipment("na", order["orderId"], confirmation_body(order))
+
+    assert response.status_code >= 400
+    spec.validate_response("confirmShipment", response.status_code, response.json())
+
+
+def test_shipment_quota_follows_the_model(api: SpApi) -> None:
+    responses = [api.confirm_shipment("na", "111-0000000-0000000", {}) for _ in range(11)]
+
+    assert responses[-1].status_code == 429
+    spec.validate_response("confirmShipment", 429, responses[-1].json())
+
+
+def test_static_shipment_examples_replay(api: SpApi) -> None:
+    operation = spec.find_operation("confirmShipment")
+    responses = operation.definition["responses"]
+    examples = {
+        status: responses[status]["x-amzn-api-sandbox"]["static"][0]["request"]["parameters"]
+        for status in ("204", "400")
+    }
+
+    accepted = api.confirm_shipment(
+        "na", examples["204"]["orderId"]["value"], examples["204"]["body"]["value"]
+    )
+    rejected = api.confirm_shipment(
+        "na", examples["400"]["orderId"]["value"], examples["400"]["body"]["value"]
+    )
+
+    assert accepted.status_code == 204
+    assert accepted.content == b""
+    assert rejected.status_code == 400
+    assert rejected.json() == {"errors": [{"code": "Invalid Input", "message": "Invalid Input"}]}
+    spec.validate_response("confirmShipment", 400, rejected.json())

@@ -198,3 +198,49 @@ def test_confirm_shipment_path() -> None:
     spec.check_request(
         "confirmShipment", "/orders/v0/orders/028-1234567-8901234/shipmentConfirmation", ""
     )
+
+
+CONFIRMATION: dict[str, Any] = {
+    "marketplaceId": "ATVPDKIKX0DER",
+    "packageDetail": {
+        "packageReferenceId": "1",
+        "carrierCode": "UPS",
+        "trackingNumber": "1Z0000000000000000",
+        "shipDate": "2024-01-27T04:55:15Z",
+        "orderItems": [{"orderItemId": "12345678901234", "quantity": 1}],
+    },
+}
+
+
+def test_valid_confirmation_body_passes() -> None:
+    spec.validate_request_body("confirmShipment", CONFIRMATION)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        pytest.param("packageReferenceId", 1, "1 is not of type 'string'", id="numeric-reference"),
+        pytest.param(
+            "orderItems",
+            {"orderItemId": "12345678901234", "quantity": 1},
+            "is not of type 'array'",
+            id="items-object",
+        ),
+        pytest.param("shipDate", "02/21/2022", "is not a 'date-time'", id="us-date"),
+        pytest.param("trackingNumber", _DELETE, "'trackingNumber' is a required", id="no-tracking"),
+    ],
+)
+def test_bad_confirmation_body_fails(field: str, value: Any, fragment: str) -> None:
+    body = copy.deepcopy(CONFIRMATION)
+    if value is _DELETE:
+        del body["packageDetail"][field]
+    else:
+        body["packageDetail"][field] = value
+
+    with pytest.raises(AssertionError, match=re.escape(fragment)):
+        spec.validate_request_body("confirmShipment", body)
+
+
+def test_operation_without_body_fails() -> None:
+    with pytest.raises(AssertionError, match="getOrder takes no request body"):
+        spec.validate_request_body("getOrder", {})
