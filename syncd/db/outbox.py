@@ -43,6 +43,9 @@ STATES = (PENDING, SENDING, DELIVERED, DEAD, CONFLICT, CANCELLED)
 ACTIVE_STATES = (PENDING, SENDING, DELIVERED)
 # Rows that still need Amazon to learn something, for deadline warnings.
 UNFINISHED_STATES = (PENDING, SENDING, DEAD, CONFLICT)
+# A claim reads this many candidates per row it wants, so it still finds free rows when
+# another worker holds some of the earliest ones.
+_CANDIDATES_PER_CLAIM = 4
 # How many times a delivered row is looked for in the order's packages before syncd warns.
 MAX_VERIFY_ATTEMPTS = 5
 
@@ -187,15 +190,27 @@ def claim_due(
     Rows that another worker has locked are skipped, not waited for. The claim lasts until
     the caller records an outcome or ``ttl`` passes.
     """
-    ids = list(
+    # Candidates first, without locks, then a locking read by primary key: InnoDB locks
+    # every row a locking read examines, so one ordered FOR UPDATE over the account's rows
+    # would lock them all and leave nothing for a second worker.
+    candidates = list(
         connection.execute(
             select(_OUTBOX.c.id)
             .where(_OUTBOX.c.account_id == account_id, _due(now))
             .order_by(_OUTBOX.c.deadline.is_(None), _OUTBOX.c.deadline, _OUTBOX.c.id)
-            .limit(limit)
+            .limit(limit * _CANDIDATES_PER_CLAIM)
+        ).scalars()
+    )
+    if not candidates:
+        return []
+    locked = set(
+        connection.execute(
+            select(_OUTBOX.c.id)
+            .where(_OUTBOX.c.id.in_(candidates), _due(now))
             .with_for_update(skip_locked=True)
         ).scalars()
     )
+    ids = [row_id for row_id in candidates if row_id in locked][:limit]
     if not ids:
         return []
     connection.execute(

@@ -99,7 +99,7 @@ def amazon_order(world: JobWorld, account: AccountRecord, order_id: str) -> dict
 
 def amazon_packages(world: JobWorld, account: AccountRecord, order_id: str) -> list[dict[str, Any]]:
     """The packages Amazon (the sandbox) holds for an order."""
-    return list(amazon_order(world, account, order_id).get("packages") or [])
+    return world.sandbox.state.packages(seller_token(account), order_id)
 
 
 def confirm_calls(world: JobWorld) -> list[Any]:
