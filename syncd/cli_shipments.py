@@ -21,6 +21,7 @@ from syncd.cli_support import (
 )
 from syncd.db import accounts, intake, outbox
 from syncd.i18n import gettext as _
+from syncd.i18n import ngettext
 from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.shipments import ShipmentsSummary, accounts_with_shipments, run_shipments
 from syncd.shipping.submit import submit_shipment
@@ -359,9 +360,12 @@ def retry_outbox(ctx: click.Context, row_id: int | None, all_dead: bool) -> None
         raise click.UsageError(
             _("Row {id} is not dead or in conflict; only those can be retried.").format(id=row_id)
         )
-    click.echo(
-        _("{count} rows are pending again; the shipments job sends them.").format(count=changed)
+    message = ngettext(
+        "{count} row is pending again; the shipments job sends it.",
+        "{count} rows are pending again; the shipments job sends them.",
+        changed,
     )
+    click.echo(message.format(count=changed))
 
 
 @outbox_group.command("cancel", help=_("Do not send this row (pending, dead or conflict)."))
@@ -462,16 +466,20 @@ def print_outbox_status(figures: ShipmentFigures, names: dict[int, str]) -> None
     for name in sorted(by_name):
         entry = by_name[name]
         if entry.near_deadline:
-            click.echo(
-                _(
-                    "{account}: {count} shipments are not on Amazon and their ship-by deadline "
-                    "is less than {hours} hours away; see 'syncd outbox list'."
-                ).format(account=name, count=entry.near_deadline, hours=hours)
+            message = ngettext(
+                "{account}: {count} shipment is not on Amazon and its ship-by deadline is less "
+                "than {hours} hours away; see 'syncd outbox list'.",
+                "{account}: {count} shipments are not on Amazon and their ship-by deadline is "
+                "less than {hours} hours away; see 'syncd outbox list'.",
+                entry.near_deadline,
             )
+            click.echo(message.format(account=name, count=entry.near_deadline, hours=hours))
         if entry.carrier_other:
-            click.echo(
-                _(
-                    "{account}: {count} shipments went as carrier Other in 30 days, which earns "
-                    "no valid-tracking credit; map their carriers with SYNCD_CARRIER_MAP."
-                ).format(account=name, count=entry.carrier_other)
+            message = ngettext(
+                "{account}: {count} shipment went as carrier Other in 30 days, which earns no "
+                "valid-tracking credit; map its carrier with SYNCD_CARRIER_MAP.",
+                "{account}: {count} shipments went as carrier Other in 30 days, which earns no "
+                "valid-tracking credit; map their carriers with SYNCD_CARRIER_MAP.",
+                entry.carrier_other,
             )
+            click.echo(message.format(account=name, count=entry.carrier_other))

@@ -511,7 +511,7 @@ class _ShipmentsRun:
             outbox.CONFLICT,
             code=error.error_code,
             message=_(
-                "Amazon says the order is already shipped, with other tracking numbers "
+                "Amazon reports the order as already shipped, with other tracking numbers "
                 "({packages}); decide whether this shipment should replace one of them"
             ).format(packages=others or "-"),
             request_id=error.request_id,
