@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from syncd import cli_base
 from syncd.amazon.clock import utc_now
+from syncd.amazon.shipments import package_reference
 from syncd.cli_orders import _context, _stop_on_signals, once_group
 from syncd.cli_support import (
     create_console,
@@ -292,7 +293,13 @@ def outbox_group() -> None:
     help=_("Only rows in this state; repeat for several. Default: every state."),
 )
 @click.option("--account", "account_name", metavar=_("NAME"), help=_("Only this account."))
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help=_("Show at most this many rows."),
+)
 @click.pass_context
 def list_outbox(
     ctx: click.Context, states: tuple[str, ...], account_name: str | None, limit: int
@@ -339,26 +346,60 @@ def list_outbox(
 
 
 @outbox_group.command(
-    "retry", help=_("Send dead or conflict rows again; give an ID or --all-dead.")
+    "retry",
+    help=_(
+        "Send dead, conflict or never-verified rows again; give an ID or --all-dead. "
+        "--replace-package sends the row as an edit of that Amazon package."
+    ),
 )
 @click.argument("row_id", required=False, type=int, metavar="[ID]")
 @click.option("--all-dead", is_flag=True, help=_("Retry every dead row."))
+@click.option(
+    "--replace-package",
+    "reference",
+    metavar=_("REF"),
+    help=_(
+        "Send the row with this packageReferenceId, so Amazon replaces that package's "
+        "carrier, tracking number and items (see the conflict's message for the references)."
+    ),
+)
 @click.pass_context
-def retry_outbox(ctx: click.Context, row_id: int | None, all_dead: bool) -> None:
+def retry_outbox(
+    ctx: click.Context, row_id: int | None, all_dead: bool, reference: str | None
+) -> None:
     if (row_id is None) == (not all_dead):
         raise click.UsageError(_("Give one row ID or --all-dead."))
+    if reference is not None:
+        if all_dead:
+            raise click.UsageError(_("--replace-package takes one row ID, not --all-dead."))
+        try:
+            reference = package_reference(reference)
+        except ValueError:
+            raise click.BadParameter(
+                _("{value!r} is not a positive whole number").format(value=reference),
+                param_hint="--replace-package",
+            ) from None
     settings = load_settings(ctx)
     with open_database(settings) as engine, engine.begin() as connection:
         if all_dead:
             ids = outbox.dead_ids(connection)
         else:
             assert row_id is not None
-            _require_row(connection, row_id)
+            row = _require_row(connection, row_id)
             ids = [row_id]
-        changed = outbox.retry_rows(connection, ids, utc_now())
+            if reference is not None and outbox.reference_taken(connection, row, reference):
+                raise click.UsageError(
+                    _(
+                        "Outbox row of order {order} already uses package {reference}; "
+                        "retry or cancel that row instead."
+                    ).format(order=row.order_id, reference=reference)
+                )
+        changed = outbox.retry_rows(connection, ids, utc_now(), reference)
     if not all_dead and not changed:
         raise click.UsageError(
-            _("Row {id} is not dead or in conflict; only those can be retried.").format(id=row_id)
+            _("Row {id} is not dead, in conflict or unverified; only those can be retried.").format(
+                id=row_id
+            )
         )
     message = ngettext(
         "{count} row is pending again; the shipments job sends it.",
@@ -401,7 +442,11 @@ def _require_row(connection: Connection, row_id: int) -> outbox.OutboxRow:
     help=_("List shipment requests of the last days that were rejected, with the reason."),
 )
 @click.option(
-    "--days", default=REJECTED_SHOWN_DAYS, show_default=True, type=click.IntRange(1, 3650)
+    "--days",
+    default=REJECTED_SHOWN_DAYS,
+    show_default=True,
+    type=click.IntRange(1, 3650),
+    help=_("How many days back to look."),
 )
 @click.pass_context
 def list_rejected(ctx: click.Context, days: int) -> None:

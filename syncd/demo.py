@@ -4,8 +4,11 @@ The demo starts the local sandbox in this process on free loopback ports, create
 database in the current folder (``syncd-demo.sqlite3``, made anew on every run) and migrates
 it. It adds three demo sellers: NA with US, EU with DE, FR and IT, FE with JP. Then it runs
 the orders job, which backfills 30 days, and lets the sandbox create and change orders. It
-runs the job again, which reads only what changed. Last it prints the stored orders per
-marketplace and status, the API calls used and the time taken.
+runs the job again, which reads only what changed. Then the warehouse ships a few
+unshipped orders of each seller: their tracking numbers, with carriers named as Chinese
+warehouses name them, go through the shipment intake and the shipments job to Amazon's
+confirmShipment. Last it prints the stored orders per marketplace and status, the
+shipments, the API calls used and the time taken.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from syncd import config, crypto
 from syncd.amazon import marketplaces
@@ -28,13 +33,16 @@ from syncd.cli_base import join_list
 from syncd.cli_support import marketplace_label
 from syncd.db import accounts, migrate
 from syncd.db.accounts import AccountRecord
+from syncd.db.models import Order, table_of
 from syncd.db.runs import RunSummary
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
 from syncd.jobs.context import JobContext, build_context
 from syncd.jobs.orders import run_orders
+from syncd.jobs.shipments import ShipmentsSummary, run_shipments
 from syncd.sandbox.server import SandboxServer
 from syncd.sandbox.state import SandboxConfig
+from syncd.shipping.submit import submit_shipment
 from syncd.status import OrderCounts, count_orders
 
 DEMO_DATABASE = Path("syncd-demo.sqlite3")
@@ -51,6 +59,10 @@ DEMO_SPEED = 60.0
 # back, so they already lie inside the second run's window despite the two-minute rule.
 DEMO_CHANGES = 15
 DEMO_CHANGES_AGO = 240.0  # seconds
+# Unshipped merchant orders of each seller that the demo warehouse ships, and the carrier
+# names it writes, as Chinese warehouse systems do.
+DEMO_SHIPMENTS = 3
+DEMO_CARRIERS = ("云途", "燕文", "4PX", "顺丰", "中国邮政")
 
 
 @dataclass
@@ -59,6 +71,7 @@ class DemoResult:
 
     first: list[RunSummary] = field(default_factory=list)
     second: list[RunSummary] = field(default_factory=list)
+    shipments: list[ShipmentsSummary] = field(default_factory=list)
     counts: list[OrderCounts] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
@@ -114,6 +127,12 @@ def run_demo(
                 _("The sandbox created and changed orders; second run: only what changed.")
             )
             result.second = [_run(console, job, account) for account in demo_accounts]
+            console.print(
+                _("The warehouse ships {count} unshipped orders of each seller.").format(
+                    count=DEMO_SHIPMENTS
+                )
+            )
+            result.shipments = [_ship(console, job, account) for account in demo_accounts]
             with job.engine.begin() as connection:
                 result.counts = count_orders(connection)
         finally:
@@ -167,6 +186,45 @@ def _run(console: Console, job: JobContext, account: AccountRecord) -> RunSummar
             new=summary.orders_new,
             updated=summary.orders_updated,
             pages=summary.pages,
+        )
+    )
+    if summary.error:
+        console.print(_("  error: {error}").format(error=summary.error))
+    return summary
+
+
+def _ship(console: Console, job: JobContext, account: AccountRecord) -> ShipmentsSummary:
+    """Write shipment requests for a few unshipped orders, then run the shipments job."""
+    orders = table_of(Order)
+    query = (
+        select(orders.c.order_id, orders.c.programs)
+        .where(
+            orders.c.account_id == account.id,
+            orders.c.status == "UNSHIPPED",
+            orders.c.fulfilled_by == "MERCHANT",
+        )
+        .order_by(orders.c.purchase_time)
+    )
+    with job.engine.begin() as connection:
+        rows = connection.execute(query).all()
+    # Ship+ orders take no confirmation from the seller; the demo leaves them out.
+    chosen = [row.order_id for row in rows if "FBM_SHIP_PLUS" not in (row.programs or "")]
+    shipped_at = utc_now() - timedelta(minutes=5)
+    for number, order_id in enumerate(chosen[:DEMO_SHIPMENTS]):
+        submit_shipment(
+            job.engine,
+            account=account.name,
+            order_id=order_id,
+            carrier=DEMO_CARRIERS[(account.id + number) % len(DEMO_CARRIERS)],
+            tracking_number=f"DEMO{account.id:02d}{number:08d}CN",
+            shipped_at=shipped_at,
+            source_system="demo",
+            source_key=order_id,
+        )
+    summary = run_shipments(job, account)
+    console.print(
+        _("  {account}: shipments confirmed to Amazon {delivered}, rejected {rejected}").format(
+            account=account.name, delivered=summary.delivered, rejected=summary.rejected
         )
     )
     if summary.error:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from syncd.db.models import ShipmentRequest, table_of
@@ -75,34 +75,46 @@ def insert_request(connection: Connection, values: Mapping[str, Any]) -> tuple[R
 
 
 def new_requests(connection: Connection, account: str, limit: int) -> list[RequestRow]:
-    """Return an account's unprocessed requests, oldest first, locked until the commit."""
+    """Return an account's unprocessed requests, oldest first.
+
+    Account names match without case, as everywhere in syncd (names are stored lower case).
+    """
     query = (
         select(_REQUESTS)
-        .where(_REQUESTS.c.status == NEW, _REQUESTS.c.account == account)
+        .where(_REQUESTS.c.status == NEW, func.lower(_REQUESTS.c.account) == account.lower())
         .order_by(_REQUESTS.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     return [_row(row._mapping) for row in connection.execute(query)]
 
 
-def accounts_with_new_requests(connection: Connection) -> list[str]:
-    """Return the account names that unprocessed requests name."""
+def accounts_with_new_requests(connection: Connection) -> set[str]:
+    """Return the account names, in lower case, that unprocessed requests name."""
     query = select(_REQUESTS.c.account).where(_REQUESTS.c.status == NEW).distinct()
-    return sorted(str(name) for name in connection.execute(query).scalars())
+    return {str(name).strip().lower() for name in connection.execute(query).scalars()}
 
 
 def accept(connection: Connection, request_id: int, outbox_id: int, now: datetime) -> None:
-    """Mark a request as moved into the outbox."""
+    """Mark a request as moved into the outbox, clearing an earlier rejection."""
     connection.execute(
         update(_REQUESTS)
         .where(_REQUESTS.c.id == request_id)
-        .values(status=ACCEPTED, outbox_id=outbox_id, processed_at=now)
+        .values(
+            status=ACCEPTED,
+            outbox_id=outbox_id,
+            reject_code=None,
+            reject_reason=None,
+            processed_at=now,
+        )
     )
 
 
 def reject(connection: Connection, request_id: int, code: str, reason: str, now: datetime) -> None:
-    """Record why a request cannot be sent; the row stays for the ERP to read."""
+    """Record why a request cannot be sent; the row stays for the ERP to read.
+
+    The ERP may set ``status`` back to ``new`` once it fixed the cause; the request is then
+    checked again.
+    """
     connection.execute(
         update(_REQUESTS)
         .where(_REQUESTS.c.id == request_id)
@@ -112,14 +124,18 @@ def reject(connection: Connection, request_id: int, code: str, reason: str, now:
 
 def reject_unknown_accounts(
     connection: Connection, known: set[str], reason: str, now: datetime
-) -> list[int]:
-    """Reject new requests that name no account; return their ids."""
-    query = select(_REQUESTS.c.id, _REQUESTS.c.account).where(_REQUESTS.c.status == NEW)
-    stray = [row.id for row in connection.execute(query) if row.account not in known]
+) -> list[RequestRow]:
+    """Reject new requests that name no account (``known``: lower-case names); return them."""
+    query = select(_REQUESTS).where(_REQUESTS.c.status == NEW)
+    stray = [
+        _row(row._mapping)
+        for row in connection.execute(query)
+        if str(row.account).strip().lower() not in known
+    ]
     if stray:
         connection.execute(
             update(_REQUESTS)
-            .where(_REQUESTS.c.id.in_(stray), _REQUESTS.c.status == NEW)
+            .where(_REQUESTS.c.id.in_([row.id for row in stray]), _REQUESTS.c.status == NEW)
             .values(
                 status=REJECTED,
                 reject_code="unknown_account",

@@ -286,6 +286,22 @@ def set_values(connection: Connection, row_id: int, now: datetime, **values: Any
     )
 
 
+def postpone_account(
+    connection: Connection, account_id: int, until: datetime, now: datetime
+) -> int:
+    """Make the account's pending rows wait at least until ``until``; return how many moved."""
+    result = connection.execute(
+        update(_OUTBOX)
+        .where(
+            _OUTBOX.c.account_id == account_id,
+            _OUTBOX.c.state == PENDING,
+            or_(_OUTBOX.c.next_attempt_at.is_(None), _OUTBOX.c.next_attempt_at < until),
+        )
+        .values(next_attempt_at=until, updated_at=now)
+    )
+    return int(result.rowcount)
+
+
 def get_row(connection: Connection, row_id: int) -> OutboxRow | None:
     """Return one row, or None."""
     found = connection.execute(_select().where(_OUTBOX.c.id == row_id)).first()
@@ -309,16 +325,52 @@ def list_rows(
     return [_row(row._mapping) for row in connection.execute(query.limit(limit))]
 
 
-def retry_rows(connection: Connection, row_ids: Sequence[int], now: datetime) -> int:
-    """Make dead or conflict rows pending again, due now; return how many changed."""
+def _retryable() -> Any:
+    # Dead and conflict rows, and delivered rows that Amazon's packages never showed.
+    never_seen = and_(
+        _OUTBOX.c.state == DELIVERED,
+        _OUTBOX.c.verified_at.is_(None),
+        _OUTBOX.c.verify_attempts >= MAX_VERIFY_ATTEMPTS,
+    )
+    return or_(_OUTBOX.c.state.in_((DEAD, CONFLICT)), never_seen)
+
+
+def retry_rows(
+    connection: Connection, row_ids: Sequence[int], now: datetime, reference: str | None = None
+) -> int:
+    """Make retryable rows pending again, due now; return how many changed.
+
+    With ``reference`` the rows are sent under that package reference instead, which makes
+    Amazon edit the package of that reference (a conflict settled in favour of this row).
+    The attempt count starts again, so the first backoff is short.
+    """
     if not row_ids:
         return 0
+    values: dict[str, Any] = {
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "verify_attempts": 0,
+        "sent_at": None,
+        "updated_at": now,
+    }
+    if reference is not None:
+        values["package_reference_id"] = reference
     result = connection.execute(
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(row_ids), _OUTBOX.c.state.in_((DEAD, CONFLICT)))
-        .values(state=PENDING, next_attempt_at=now, updated_at=now)
+        update(_OUTBOX).where(_OUTBOX.c.id.in_(row_ids), _retryable()).values(**values)
     )
     return int(result.rowcount)
+
+
+def reference_taken(connection: Connection, row: OutboxRow, reference: str) -> bool:
+    """Return whether another row of the same order uses ``reference``."""
+    query = select(_OUTBOX.c.id).where(
+        _OUTBOX.c.account_id == row.account_id,
+        _OUTBOX.c.order_id == row.order_id,
+        _OUTBOX.c.package_reference_id == reference,
+        _OUTBOX.c.id != row.id,
+    )
+    return connection.execute(query).first() is not None
 
 
 def dead_ids(connection: Connection) -> list[int]:
@@ -345,6 +397,20 @@ def accounts_with_due_rows(connection: Connection, now: datetime) -> list[int]:
     )
     query = select(_OUTBOX.c.account_id).where(or_(_due(now), verify_due)).distinct()
     return sorted(int(value) for value in connection.execute(query).scalars())
+
+
+def accounts_near_deadline(connection: Connection, now: datetime, warning: timedelta) -> set[int]:
+    """Return the ids of accounts with unfinished rows whose deadline is within ``warning``."""
+    query = (
+        select(_OUTBOX.c.account_id)
+        .where(
+            _OUTBOX.c.state.in_(UNFINISHED_STATES),
+            _OUTBOX.c.deadline.is_not(None),
+            _OUTBOX.c.deadline <= now + warning,
+        )
+        .distinct()
+    )
+    return {int(value) for value in connection.execute(query).scalars()}
 
 
 @dataclass
@@ -406,7 +472,11 @@ def summarize(
         entry(account_id).unverified = int(count)
     for account_id, count in connection.execute(
         select(_OUTBOX.c.account_id, func.count())
-        .where(_OUTBOX.c.carrier_code == "Other", _OUTBOX.c.created_at >= now - timedelta(days=30))
+        .where(
+            _OUTBOX.c.carrier_code == "Other",
+            _OUTBOX.c.state.in_(ACTIVE_STATES),
+            _OUTBOX.c.created_at >= now - timedelta(days=30),
+        )
         .group_by(_OUTBOX.c.account_id)
     ):
         entry(account_id).carrier_other = int(count)

@@ -58,7 +58,7 @@ log = get_logger(__name__)
 JOB = "shipments"
 CLAIM_BATCH = 10  # rows claimed at once: five seconds of confirmShipment's sustained rate
 MAX_ROWS_PER_RUN = 500  # then the run ends, so other accounts and jobs get their turn
-INTAKE_BATCH = 50
+INTAKE_BATCH = 50  # requests checked per run, so a backlog cannot hold up due rows
 # After a 204, the first look for the package; later looks back off (2, 4, 8 … minutes).
 VERIFY_FIRST_DELAY = timedelta(seconds=30)
 # How long a row waits after Amazon refused the account (403) before it is tried again.
@@ -158,6 +158,8 @@ class _ShipmentsRun:
                 self.log.info("outbox_claims_released", rows=released)
             self.orders = OrdersClient(ctx.client, seller)
             self.shipments = ShipmentsClient(ctx.client, seller, self.call_retry)
+            # Rows already due go first: new requests may each need a getOrder, which is slow.
+            self._deliver()
             self._take_requests()
             self._deliver()
             self._verify()
@@ -165,12 +167,11 @@ class _ShipmentsRun:
         except errors.StoppedError:
             self.summary.error = "stopped"
         except errors.InvalidGrantError as exc:
-            self.summary.error = str(exc)
-            with ctx.engine.begin() as connection:
-                accounts.set_status(
-                    connection, self.account.id, accounts.REAUTH_REQUIRED, str(exc), ctx.now()
-                )
-            self.log.error("shipments_run_failed", error=str(exc))
+            self._stop_account(exc, accounts.REAUTH_REQUIRED)
+        except errors.AccessDeniedError as exc:
+            # Amazon refuses this seller's confirmations (a missing role, a suspended
+            # account): every row would get the same 403, so all of them wait.
+            self._stop_account(exc, accounts.ACCESS_DENIED, postpone=ACCESS_DENIED_DELAY)
         except (errors.SyncdError, SQLAlchemyError) as exc:
             self.summary.error = str(exc).splitlines()[0]
             self.log.error("shipments_run_failed", error=self.summary.error)
@@ -197,17 +198,43 @@ class _ShipmentsRun:
         )
         return summary
 
+    def _stop_account(
+        self, exc: errors.SyncdError, status: str, postpone: timedelta | None = None
+    ) -> None:
+        ctx = self.ctx
+        self.summary.error = str(exc)
+        with ctx.engine.begin() as connection:
+            accounts.set_status(connection, self.account.id, status, str(exc), ctx.now())
+            if postpone is not None:
+                outbox.postpone_account(
+                    connection, self.account.id, ctx.now() + postpone, ctx.now()
+                )
+        self.log.error("shipments_run_failed", status=status, error=str(exc))
+
     # -- intake ----------------------------------------------------------------------------------
 
     def _take_requests(self) -> None:
-        while not self.ctx.stop.is_set():
-            with self.ctx.engine.begin() as connection:
-                batch = intake.new_requests(connection, self.account.name, INTAKE_BATCH)
-            for request in batch:
-                if self.ctx.stop.is_set():
-                    raise errors.StoppedError("confirmShipment")
+        """Check up to INTAKE_BATCH new requests; the rest wait for the next run."""
+        with self.ctx.engine.begin() as connection:
+            batch = intake.new_requests(connection, self.account.name, INTAKE_BATCH)
+        for request in batch:
+            if self.ctx.stop.is_set():
+                raise errors.StoppedError("confirmShipment")
+            try:
                 self._take_request(request)
-            if len(batch) < INTAKE_BATCH:
+            except (errors.StoppedError, errors.InvalidGrantError, errors.LeaseLostError):
+                raise
+            except (errors.ApiError, errors.AuthError) as exc:
+                # Amazon could not give the order now. The request stays new, and so do the
+                # ones after it, since Amazon is likely to fail them the same way; rows
+                # already in the outbox are still sent.
+                self.log.warning(
+                    "shipment_requests_deferred",
+                    intake_id=request.id,
+                    amazon_order_id=request.amazon_order_id,
+                    waiting=len(batch) - batch.index(request),
+                    error=str(exc),
+                )
                 return
 
     def _take_request(self, request: intake.RequestRow) -> None:
@@ -218,6 +245,10 @@ class _ShipmentsRun:
             check_order(order)
         except RejectedError as rejection:
             self._reject(request, rejection)
+            return
+        except errors.RecordError as exc:
+            reason = _("Amazon's order could not be read: {error}").format(error=exc)
+            self._reject(request, RejectedError("order_unreadable", reason))
             return
         for attempt in (1, 2):
             try:
@@ -257,7 +288,7 @@ class _ShipmentsRun:
         self.log.info(
             "shipment_enqueued",
             outbox_id=row_id,
-            request_id=request.id,
+            intake_id=request.id,
             amazon_order_id=order.order_id,
             package_reference_id=shipment.package_reference_id,
             carrier_code=shipment.carrier_code,
@@ -270,7 +301,7 @@ class _ShipmentsRun:
         self.summary.rejected += 1
         self.log.warning(
             "shipment_request_rejected",
-            request_id=request.id,
+            intake_id=request.id,
             source_system=request.source_system,
             source_key=request.source_key,
             amazon_order_id=request.amazon_order_id,
@@ -602,6 +633,10 @@ class _ShipmentsRun:
                 connection, self.account.id, self.ctx.now(), timedelta(hours=hours)
             )
         now = time.monotonic()
+        with _warned_lock:
+            for row_id, at in list(_warned.items()):
+                if now - at >= DEADLINE_WARNING_EVERY:
+                    del _warned[row_id]
         for row in rows:
             with _warned_lock:
                 last = _warned.get(row.id)
@@ -656,11 +691,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def accounts_with_shipments(ctx: JobContext) -> list[AccountRecord]:
-    """Return the accounts with intake requests or outbox rows to work on now.
+    """Return the accounts with shipment work now: new requests, due rows, near deadlines.
 
     Requests that name no account are rejected here, since no account's run would see them.
+    Accounts that need re-authorization are left out until an operator repairs them.
     """
     now = ctx.now()
+    warning = timedelta(hours=ctx.settings.shipment_deadline_warning)
     with ctx.engine.begin() as connection:
         known = {account.name: account for account in accounts.list_accounts(connection)}
         stray = intake.reject_unknown_accounts(
@@ -670,7 +707,21 @@ def accounts_with_shipments(ctx: JobContext) -> list[AccountRecord]:
             now,
         )
         names = intake.accounts_with_new_requests(connection)
-        due_ids = set(outbox.accounts_with_due_rows(connection, now))
-    if stray:
-        log.warning("shipment_requests_rejected", reason="unknown_account", request_ids=stray)
-    return [account for account in known.values() if account.name in names or account.id in due_ids]
+        busy = set(outbox.accounts_with_due_rows(connection, now))
+        busy |= outbox.accounts_near_deadline(connection, now, warning)
+    for request in stray:
+        log.warning(
+            "shipment_request_rejected",
+            intake_id=request.id,
+            account=request.account,
+            source_system=request.source_system,
+            source_key=request.source_key,
+            amazon_order_id=request.amazon_order_id,
+            code="unknown_account",
+        )
+    return [
+        account
+        for account in known.values()
+        if account.status != accounts.REAUTH_REQUIRED
+        and (account.name in names or account.id in busy)
+    ]

@@ -150,6 +150,8 @@ CARRIER_ALIASES: dict[str, str] = {
     "其他": "Other",
     "其它": "Other",
 }
+# Words that mean "a carrier not on the list"; they need the carrier's name beside them.
+_OTHER_WORDS = ("Other", "其他", "其它", "Others")
 
 _IGNORED = re.compile(r"[\s\-_.·・()（）]+")
 
@@ -194,24 +196,24 @@ class CarrierMap:
         self._codes = {normalize(code): code for code in codes}
         self._aliases = {normalize(name): code for name, code in CARRIER_ALIASES.items()}
         self._operator = {normalize(name): code for name, code in (extra_names or {}).items()}
+        self._other_words = {normalize(word) for word in _OTHER_WORDS}
 
     def resolve(self, carrier: str, carrier_name: str | None = None) -> Carrier | None:
         """Return the carrier for confirmShipment, or None when there is nothing to send.
 
-        A listed code or a known name gives Amazon's code. Any other text goes as ``Other``
-        with the text as its name. None means the carrier is blank, or ``Other`` without a
-        name, which Amazon rejects.
+        A listed code or a known name gives Amazon's code. Any other text goes as ``Other``,
+        named by ``carrier_name`` when given, else by the text itself. None means the carrier
+        is blank, or ``Other`` (or 其他) without a name, which Amazon rejects.
         """
         text = carrier.strip()
         name = (carrier_name or "").strip() or None
         key = normalize(text)
         if not key:
             return None
+        if key in self._other_words:
+            return Carrier(OTHER, name) if name else None
         code = self._operator.get(key) or self._codes.get(key) or self._aliases.get(key)
-        if code is None:
-            return Carrier(OTHER, text)
-        if code == OTHER:
-            # "Other" itself needs a name; a name mapped to Other keeps that name.
-            given = name if key == normalize(OTHER) else (name or text)
-            return Carrier(OTHER, given) if given else None
+        if code is None or code == OTHER:
+            # Unlisted, or mapped to Other by the operator: Amazon shows the name given.
+            return Carrier(OTHER, name or text)
         return Carrier(code)

@@ -37,7 +37,7 @@ from syncd.shipping.carriers import Carrier, CarrierMap
 # Order-level programs whose orders do not take a confirmShipment from the seller.
 SHIP_PLUS = "FBM_SHIP_PLUS"
 EASY_SHIP = "AMAZON_EASY_SHIP"
-_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2}):?(\d{2})?$", re.IGNORECASE)
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2}):?([0-5]\d)?$", re.IGNORECASE)
 
 
 class RejectedError(Exception):

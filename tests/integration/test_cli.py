@@ -83,6 +83,8 @@ def test_demo_ignores_a_proxy_meant_for_amazon(
     assert proxy.requests == []
     assert "demo-eu" in out
     assert "DE" in out
+    assert out.count("shipments confirmed to Amazon 3, rejected 0") == 3
+    assert "confirmShipment 9" in out
 
 
 def test_missing_env_file_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

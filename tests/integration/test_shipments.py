@@ -587,3 +587,67 @@ def test_deadline_near_is_counted(world: JobWorld) -> None:
         summary = outbox.summarize(connection, datetime.now(UTC), timedelta(hours=12))
     assert summary[account.id].near_deadline == 1
     assert summary[account.id].depth == 1
+
+
+def test_access_denied_pauses_the_account(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    for number in range(3):
+        request(world, account, new_order(world, account), tracking=f"1Z{number}")
+    world.sandbox.state.add_fault({"operation": "confirmShipment", "kind": "access_denied"})
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.error
+    assert len(confirm_calls(world)) == 1
+    rows = outbox_rows(world)
+    assert {row.state for row in rows} == {outbox.PENDING}
+    later = datetime.now(UTC) + timedelta(minutes=50)
+    assert all(row.next_attempt_at is not None and row.next_attempt_at > later for row in rows)
+    assert world.account("acme-na").status == "access_denied"
+
+
+def test_getorder_outage_spares_due_rows(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    first = new_order(world, account)
+    item = first["orderItems"][0]
+    request(world, account, first, items=[{"order_item_id": item["orderItemId"], "quantity": 1}])
+    _enqueue_only(world, account)
+    waiting = request(world, account, new_order(world, account), tracking="1ZWAIT")
+    world.sandbox.state.add_fault({"operation": "getOrder", "kind": "server_error", "status": 503})
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.error is None
+    assert summary.delivered == 1
+    assert request_row(world, waiting.request.id).status == intake.NEW
+
+
+def test_account_name_matches_any_case(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    submitted = request(world, account, new_order(world, account))
+    _set_request(world, submitted.request.id, account="ACME-NA")
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.delivered == 1
+    assert request_row(world, submitted.request.id).status == intake.ACCEPTED
+
+
+def test_conflict_settled_by_replacing(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account)
+    request(world, account, order, tracking="1Z999AA10123456784", carrier="UPS")
+    _enqueue_only(world, account)
+    _ship_by_hand(world, account, order, "9400100000000000000000")
+    run_shipments(world.ctx, account)
+    [entry] = outbox_rows(world)
+    assert entry.state == outbox.CONFLICT
+
+    with world.ctx.engine.begin() as connection:
+        assert outbox.retry_rows(connection, [entry.id], datetime.now(UTC), "7") == 1
+    run_shipments(world.ctx, account)
+
+    [entry] = outbox_rows(world)
+    assert (entry.state, entry.package_reference_id) == (outbox.DELIVERED, "7")
+    [package] = amazon_packages(world, account, order["orderId"])
+    assert package["trackingNumber"] == "1Z999AA10123456784"

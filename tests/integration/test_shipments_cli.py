@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -127,8 +131,45 @@ def test_retry_and_cancel_rows(
     assert cli.run(["outbox", "list", "--state", "dead"]) == 0
     assert order["orderId"] in capsys.readouterr().out
     assert cli.run(["outbox", "cancel", "999"]) == 2
+    assert cli.run(["outbox", "retry", str(row.id), "--replace-package", "x1"]) == 2
+    assert cli.run(["outbox", "retry", "--all-dead", "--replace-package", "2"]) == 2
     assert cli.run(["outbox", "retry", "--all-dead"]) == 0
     assert _rows(migrated_database_url)[0].state == outbox.PENDING
     assert cli.run(["outbox", "cancel", str(row.id)]) == 0
     assert _rows(migrated_database_url)[0].state == outbox.CANCELLED
     assert cli.run(["outbox", "retry", str(row.id)]) == 2
+
+
+def test_daemon_sends_new_requests(
+    shop: SandboxServer, migrated_database_url: str, tmp_path: object
+) -> None:
+    order = create_merchant_order(shop, US, (1,), refresh_token=REFRESH_TOKEN)
+    env = {
+        **os.environ,
+        "SYNCD_SHIPMENTS_INTERVAL": "1",
+        "SYNCD_ORDERS_INTERVAL": "3600",
+        "SYNCD_LOG_FORMAT": "json",
+    }
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert cli.run(["ship", order["orderId"], "--carrier", "顺丰", "--tracking", "SF1"]) == 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = _rows(migrated_database_url)
+            if rows and rows[0].state == outbox.DELIVERED:
+                break
+            time.sleep(0.5)
+        assert [row.state for row in _rows(migrated_database_url)] == [outbox.DELIVERED]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _out, errors = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, errors[-2000:]
+    assert '"event": "shipment_delivered"' in errors
+    [package] = shop.state.packages(REFRESH_TOKEN, order["orderId"])
+    assert package["carrier"] == "SF Express"

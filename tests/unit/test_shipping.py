@@ -66,8 +66,10 @@ def test_other_needs_a_name() -> None:
     carriers = CarrierMap()
 
     assert carriers.resolve("Other") is None
+    assert carriers.resolve("其他") is None
     assert carriers.resolve("   ") is None
     assert carriers.resolve("其他", "Kurier Schmidt") == Carrier("Other", "Kurier Schmidt")
+    assert carriers.resolve("KS-Express", "Kurier Schmidt") == Carrier("Other", "Kurier Schmidt")
 
 
 def test_settings_extend_the_map() -> None:
@@ -321,6 +323,14 @@ def test_orders_amazon_handles_are_refused(changes: dict[str, Any], code: str) -
         check_order(_order(**changes))
 
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize("zone", ["+08:99", "+15:00", "Beijing", "UTC+8h"])
+def test_bad_zone_is_refused(zone: str) -> None:
+    with pytest.raises(RejectedError) as caught:
+        ship_time_utc(datetime(2026, 3, 8, 2, 30), zone)
+
+    assert caught.value.code == "bad_time_zone"
 
 
 def test_beijing_time_has_no_gap() -> None:
