@@ -29,7 +29,7 @@ from syncd.db.engine import database_error_reason
 from syncd.i18n import gettext as _
 from syncd.i18n import ngettext
 from syncd.jobs.context import JobContext, build_context
-from syncd.jobs.leasing import LeaseKeeper
+from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
 from syncd.logs import get_logger
 from syncd.scheduler import Dispatcher
@@ -90,25 +90,41 @@ def once_orders(ctx: click.Context, account_name: str | None) -> None:
         if not chosen:
             click.echo(_("No accounts yet; add one with 'syncd account add'."))
             return
-        for account in chosen:
-            if stop.is_set():
-                break
-            keeper = LeaseKeeper(job, account)
-            if not keeper.acquire():
+        skipped: list[str] = []
+        for account in each_held_account(job, chosen, stop, skipped):
+            summary = run_orders(job, account)
+            _echo_summary(account.name, summary)
+            failures += summary.result != runs.SUCCEEDED
+        failures += len(skipped)
+    if failures:
+        ctx.exit(1)
+
+
+def each_held_account(
+    job: JobContext,
+    chosen: list[accounts.AccountRecord],
+    stop: threading.Event,
+    skipped: list[str],
+) -> Iterator[accounts.AccountRecord]:
+    """Yield each account while this process holds its lease, until ``stop`` is set.
+
+    An account that another process holds is named on standard error and in ``skipped``.
+    """
+    book = LeaseBook(job)
+    for account in chosen:
+        if stop.is_set():
+            return
+        with book.holding(account) as held:
+            if not held:
                 click.echo(
                     _("{account}: skipped, another syncd process is working on it.").format(
                         account=account.name
                     ),
                     err=True,
                 )
-                failures += 1
+                skipped.append(account.name)
                 continue
-            with keeper:
-                summary = run_orders(job, account)
-            _echo_summary(account.name, summary)
-            failures += summary.result != runs.SUCCEEDED
-    if failures:
-        ctx.exit(1)
+            yield account
 
 
 def _echo_summary(name: str, summary: runs.RunSummary) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from syncd import cli_base
 from syncd.amazon.clock import utc_now
 from syncd.amazon.shipments import package_reference
-from syncd.cli_orders import _context, _stop_on_signals, once_group
+from syncd.cli_orders import _context, _stop_on_signals, each_held_account, once_group
 from syncd.cli_support import (
     create_console,
     format_duration,
@@ -23,7 +23,6 @@ from syncd.cli_support import (
 from syncd.db import accounts, intake, outbox
 from syncd.i18n import gettext as _
 from syncd.i18n import ngettext
-from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.shipments import ShipmentsSummary, accounts_with_shipments, run_shipments
 from syncd.shipping.submit import submit_shipment
 from syncd.status import ShipmentFigures
@@ -220,23 +219,12 @@ def once_shipments(ctx: click.Context, account_name: str | None) -> None:
         if not chosen:
             click.echo(_("No shipment is waiting."))
             return
-        book = LeaseBook(job)
-        for account in chosen:
-            if stop.is_set():
-                break
-            with book.holding(account) as held:
-                if not held:
-                    click.echo(
-                        _("{account}: skipped, another syncd process is working on it.").format(
-                            account=account.name
-                        ),
-                        err=True,
-                    )
-                    failures += 1
-                    continue
-                summary = run_shipments(job, account)
+        skipped: list[str] = []
+        for account in each_held_account(job, chosen, stop, skipped):
+            summary = run_shipments(job, account)
             _echo_summary(summary)
             failures += summary.error is not None or summary.dead > 0 or summary.conflicts > 0
+        failures += len(skipped)
     if failures:
         ctx.exit(1)
 

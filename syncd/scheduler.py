@@ -14,6 +14,7 @@ flight commits or rolls back, and the leases are released.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC
 
@@ -73,17 +74,39 @@ class Dispatcher:
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
 
     def dispatch(self) -> int:
-        """Start the due accounts that have a free worker and whose lease we get."""
+        """Start the orders job of due accounts that have a free worker and whose lease we get."""
         if self.ctx.stop.is_set():
             return 0
         with self.ctx.engine.begin() as connection:
             due = accounts.due_accounts(connection, self.ctx.now())
+        return self._start(due, self.running, self.pool, self.ctx.settings.max_workers, run_orders)
+
+    def dispatch_shipments(self) -> int:
+        """Start the shipments job of accounts with requests or rows to send."""
+        if self.ctx.stop.is_set():
+            return 0
+        return self._start(
+            accounts_with_shipments(self.ctx),
+            self.shipping,
+            self.ship_pool,
+            self.ctx.settings.shipment_workers,
+            run_shipments,
+        )
+
+    def _start(
+        self,
+        candidates: list[accounts.AccountRecord],
+        running: dict[int, Future[None]],
+        pool: ThreadPoolExecutor,
+        limit: int,
+        job: Callable[[JobContext, accounts.AccountRecord], object],
+    ) -> int:
         started = 0
-        for account in due:
+        for account in candidates:
             with self._lock:
-                if account.id in self.running:
+                if account.id in running:
                     continue
-                if len(self.running) >= self.ctx.settings.max_workers:
+                if len(running) >= limit:
                     break
             try:
                 acquired = self.leases.take(account)
@@ -95,54 +118,26 @@ class Dispatcher:
             if not acquired:
                 continue
             with self._lock:
-                self.running[account.id] = self.pool.submit(self._work, account)
+                running[account.id] = pool.submit(self._work, account, running, job)
             started += 1
         return started
 
-    def dispatch_shipments(self) -> int:
-        """Start the shipments job of accounts with requests or rows to send."""
-        if self.ctx.stop.is_set():
-            return 0
-        started = 0
-        for account in accounts_with_shipments(self.ctx):
-            with self._lock:
-                if account.id in self.shipping:
-                    continue
-                if len(self.shipping) >= self.ctx.settings.shipment_workers:
-                    break
-            try:
-                acquired = self.leases.take(account)
-            except Exception:
-                log.exception("lease_acquire_failed", account=account.name)
-                continue
-            if not acquired:
-                continue
-            with self._lock:
-                self.shipping[account.id] = self.ship_pool.submit(self._ship, account)
-            started += 1
-        return started
-
-    def _work(self, account: accounts.AccountRecord) -> None:
+    def _work(
+        self,
+        account: accounts.AccountRecord,
+        running: dict[int, Future[None]],
+        job: Callable[[JobContext, accounts.AccountRecord], object],
+    ) -> None:
         try:
-            run_orders(self.ctx, account)
+            job(self.ctx, account)
         except Exception:
             # The job records its own failures; this is a bug, logged once with its traceback.
-            log.exception("worker_failed", account=account.name)
+            log.exception("worker_failed", account=account.name, job=job.__name__)
         finally:
             # Always free the slot, even when the lease could not be given back.
             self.leases.give_back(account)
             with self._lock:
-                self.running.pop(account.id, None)
-
-    def _ship(self, account: accounts.AccountRecord) -> None:
-        try:
-            run_shipments(self.ctx, account)
-        except Exception:
-            log.exception("worker_failed", account=account.name, job="shipments")
-        finally:
-            self.leases.give_back(account)
-            with self._lock:
-                self.shipping.pop(account.id, None)
+                running.pop(account.id, None)
 
     def stop(self) -> None:
         """Stop dispatching, let running pages finish, and give every lease back."""

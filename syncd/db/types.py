@@ -58,6 +58,13 @@ class Money(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _datetime_impl(dialect: Dialect) -> TypeEngine[Any]:
+    """DATETIME(6) on MariaDB/MySQL (microseconds kept), a zone-less DateTime elsewhere."""
+    if dialect.name in ("mysql", "mariadb"):
+        return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+    return dialect.type_descriptor(DateTime(timezone=False))
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime, stored without zone and with microseconds."""
 
@@ -65,9 +72,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=False))
+        return _datetime_impl(dialect)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -92,9 +97,7 @@ class LocalDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=False))
+        return _datetime_impl(dialect)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is not None:
