@@ -23,12 +23,6 @@ difference, so the run can be repeated with the same seed.
 
 from __future__ import annotations
 
-import json
-import os
-import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,13 +32,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select
 
-from syncd.crypto import generate_key
-from syncd.db.engine import create_db_engine
-from syncd.db.models import Account, Checkpoint, Lease, Order, OrderItem, Quarantine, table_of
+from syncd.db.models import Account, Checkpoint, Order, OrderItem, Quarantine, table_of
 from syncd.sandbox.external import ExternalSandbox
+from tests.crash_support import (
+    HarnessBase,
+    KillTiming,
+    command_environment,
+    expire_lease,
+    iso,
+    parse_time,
+    plain_lines,
+    read_events,
+    run_killable,
+)
 
 DE, FR, IT = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4"
 ACCOUNT = "crash-eu"
@@ -65,7 +67,6 @@ _ORDERS = table_of(Order)
 _ITEMS = table_of(OrderItem)
 _ACCOUNTS = table_of(Account)
 _CHECKPOINTS = table_of(Checkpoint)
-_LEASES = table_of(Lease)
 _QUARANTINE = table_of(Quarantine)
 
 # Where a killed run was, judged from the last event it logged.
@@ -155,19 +156,6 @@ class CrashResult:
         return Counter(record.phase for record in self.rounds)
 
 
-@dataclass
-class _Timing:
-    """Running estimates of process start-up and of the work after it, in seconds."""
-
-    startup: float = 1.0
-    work: float = 3.0
-
-    def draw_delay(self, rng: random.Random) -> float:
-        if rng.random() < STARTUP_KILL_SHARE:
-            return rng.uniform(0.0, self.startup)
-        return self.startup + rng.uniform(0.0, self.work)
-
-
 def run_crash_harness(
     config: CrashConfig, progress: Callable[[str], None] | None = None
 ) -> CrashResult:
@@ -195,8 +183,11 @@ def run_crash_harness(
     return result
 
 
-class _Harness:
+class _Harness(HarnessBase):
     """The state of one harness run: sandbox, environment, database engine, records."""
+
+    error_type = CrashSafetyError
+    result: CrashResult
 
     def __init__(
         self,
@@ -204,23 +195,26 @@ class _Harness:
         sandbox: ExternalSandbox,
         progress: Callable[[str], None] | None,
     ) -> None:
-        self.config = config
-        self.rng = random.Random(config.seed)
-        self.timing = _Timing(work=config.first_run_guess_seconds)
-        self.progress = progress or (lambda _message: None)
-        self.control = httpx.Client(
-            base_url=sandbox.settings["SYNCD_SPAPI_ENDPOINT_EU"] + "/_sandbox", timeout=60
+        super().__init__(
+            seed=config.seed,
+            work_dir=config.work_dir,
+            database_url=config.database_url,
+            control_url=sandbox.settings["SYNCD_SPAPI_ENDPOINT_EU"] + "/_sandbox",
+            env=command_environment(
+                config.database_url,
+                sandbox.settings,
+                {
+                    "SYNCD_ORDERS_BACKFILL_DAYS": str(config.backfill_days),
+                    "SYNCD_ORDERS_WINDOW_DAYS": str(config.window_days),
+                },
+            ),
+            timing=KillTiming(
+                work=config.first_run_guess_seconds, startup_share=STARTUP_KILL_SHARE
+            ),
+            progress=progress,
         )
-        self.env = _command_environment(config, sandbox.settings)
-        self.engine: Engine = create_db_engine(config.database_url)
+        self.config = config
         self.result = CrashResult(seed=config.seed)
-
-    def __enter__(self) -> _Harness:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.control.close()
-        self.engine.dispose()
 
     # -- the rounds --------------------------------------------------------------------------
 
@@ -284,50 +278,35 @@ class _Harness:
     ) -> RoundRecord:
         log_path = self.config.work_dir / f"round-{number:04d}.log"
         out_path = self.config.work_dir / f"round-{number:04d}.out"
-        spawned = time.monotonic()
-        spawned_wall = datetime.now(UTC)
-        with (
-            log_path.open("w", encoding="utf-8") as log,
-            out_path.open("w", encoding="utf-8") as out,
-        ):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "syncd", "once", "orders"],
-                stdout=out,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-            )
-            timed_out = False
-            try:
-                timeout = self.config.round_timeout_seconds if delay is None else delay
-                returncode = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()  # SIGKILL to this one process
-                returncode = process.wait()
-                timed_out = True
-        seconds = time.monotonic() - spawned
-        if timed_out and delay is None:
+        process = run_killable(
+            ("once", "orders"),
+            self.env,
+            log_path,
+            out_path,
+            delay=delay,
+            timeout=self.config.round_timeout_seconds,
+        )
+        if process.timed_out and delay is None:
             raise self._error(
                 f"the final run did not finish in {self.config.round_timeout_seconds} s"
             )
 
-        # A process that exited by itself just before the signal keeps its own exit status.
-        killed = timed_out and returncode == -signal.SIGKILL
+        killed = process.killed
         if killed:
-            self._expire_lease(account_id)
-        events = _read_events(log_path)
-        self._learn_timing(events, spawned_wall, seconds, killed)
+            expire_lease(self.engine, account_id)
+        events = read_events(log_path)
+        self._learn_timing(events, process.started_at, process.seconds, killed)
         record = RoundRecord(
             number=number,
             delay_seconds=delay,
             killed=killed,
             phase=_phase(events) if killed else PHASE_EXITED,
-            returncode=returncode,
-            seconds=seconds,
+            returncode=process.returncode,
+            seconds=process.seconds,
             watermark=self._watermark(account_id),
             evolved=evolved,
-            output=out_path.read_text(encoding="utf-8") + _plain_lines(log_path),
-            started_at=spawned_wall,
+            output=out_path.read_text(encoding="utf-8") + plain_lines(log_path),
+            started_at=process.started_at,
             windows_restarted=sum(1 for e in events if e["event"] == "orders_window_restarted"),
         )
         self.result.rounds.append(record)
@@ -339,7 +318,7 @@ class _Harness:
         first_call = next((e for e in events if e.get("event") == "api_call_finished"), None)
         if first_call is None:
             return
-        startup = (_parse_time(first_call["timestamp"]) - spawned).total_seconds()
+        startup = (parse_time(first_call["timestamp"]) - spawned).total_seconds()
         self.timing.startup = max(0.1, startup)
         if not killed:
             self.timing.work = max(0.2, seconds - startup)
@@ -372,16 +351,6 @@ class _Harness:
                 ).scalar_one()
             )
 
-    def _expire_lease(self, account_id: int) -> None:
-        """Mark the dead process's lease as expired, as the lease's time passing would."""
-        expired = datetime.now(UTC) - timedelta(hours=1)
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(_LEASES)
-                .where(_LEASES.c.account_id == account_id, _LEASES.c.owner.is_not(None))
-                .values(expires_at=expired)
-            )
-
     def _watermark(self, account_id: int) -> datetime | None:
         with self.engine.begin() as connection:
             value = connection.execute(
@@ -394,14 +363,14 @@ class _Harness:
         if previous is not None and (current is None or current < previous):
             raise self._error(
                 f"round {record.number} ({record.phase}) moved the watermark backwards "
-                f"from {_iso(previous)} to {_iso(current)}"
+                f"from {iso(previous)} to {iso(current)}"
             )
         if current is not None:
-            sandbox_now = _parse_time(self.control.get("/clock").json()["now"])
+            sandbox_now = parse_time(self.control.get("/clock").json()["now"])
             if current > sandbox_now - AMAZON_MIN_DELAY:
                 raise self._error(
-                    f"round {record.number} moved the watermark to {_iso(current)}, less than "
-                    f"two minutes before the sandbox's now {_iso(sandbox_now)}"
+                    f"round {record.number} moved the watermark to {iso(current)}, less than "
+                    f"two minutes before the sandbox's now {iso(sandbox_now)}"
                 )
         return current
 
@@ -430,14 +399,14 @@ class _Harness:
             for order_id in sorted(set(stored) - set(amazon))
         )
         for order_id, document in sorted(amazon.items()):
-            updated = _parse_time(document["lastUpdatedTime"])
+            updated = parse_time(document["lastUpdatedTime"])
             row = stored.get(order_id)
             if updated > watermark:
                 self.result.orders_newer_than_watermark += 1
                 if row is not None and row.last_updated_time > updated:
                     differences.append(
-                        f"order {order_id}: stored lastUpdatedTime {_iso(row.last_updated_time)} "
-                        f"is newer than the sandbox's {_iso(updated)}"
+                        f"order {order_id}: stored lastUpdatedTime {iso(row.last_updated_time)} "
+                        f"is newer than the sandbox's {iso(updated)}"
                     )
                 continue
             self.result.orders_compared += 1
@@ -445,7 +414,7 @@ class _Harness:
                 differences.append(
                     f"order {order_id} ({document['salesChannel']['marketplaceId']}, "
                     f"lastUpdatedTime {document['lastUpdatedTime']}) is missing: it was updated "
-                    f"before the watermark {_iso(watermark)}"
+                    f"before the watermark {iso(watermark)}"
                 )
                 continue
             differences.extend(_order_differences(order_id, row, document))
@@ -523,76 +492,12 @@ class _Harness:
         ends = [*starts[1:], datetime.max.replace(tzinfo=UTC)]
         for start, end in zip(starts, ends, strict=True):
             first = next(
-                (call for call in calls if start <= _parse_time(call["wall_time"]) < end), None
+                (call for call in calls if start <= parse_time(call["wall_time"]) < end), None
             )
             if first is not None and "paginationToken" in first["params"]:
                 self.result.resumed_from_token += 1
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _syncd(self, *args: str, stdin: str | None = None) -> None:
-        completed = subprocess.run(
-            [sys.executable, "-m", "syncd", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            check=False,
-            timeout=120,
-        )
-        if completed.returncode != 0:
-            raise self._error(
-                f"syncd {' '.join(args)} exited with {completed.returncode}: "
-                f"{completed.stderr.strip() or completed.stdout.strip()}"
-            )
-
-    def _error(self, message: str) -> CrashSafetyError:
-        rounds = len(self.result.rounds)
-        return CrashSafetyError(
-            f"{message} [seed {self.config.seed}, after {rounds} rounds and "
-            f"{self.result.kills} kills; round logs in {self.config.work_dir}]"
-        )
-
-
-def _command_environment(config: CrashConfig, sandbox_settings: dict[str, str]) -> dict[str, str]:
-    """Return the environment of the syncd commands, with no SYNCD_ variable from outside."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SYNCD_")}
-    env.update(sandbox_settings)
-    env.update(
-        {
-            "SYNCD_DATABASE_URL": config.database_url,
-            "SYNCD_ENCRYPTION_KEY": generate_key(),
-            "SYNCD_ORDERS_BACKFILL_DAYS": str(config.backfill_days),
-            "SYNCD_ORDERS_WINDOW_DAYS": str(config.window_days),
-            "SYNCD_LOG_FORMAT": "json",
-            "SYNCD_LOG_LEVEL": "debug",
-            "SYNCD_LANGUAGE": "en",
-            "SYNCD_RETRY_BASE_DELAY": "0.05",
-            "SYNCD_RETRY_MAX_DELAY": "0.5",
-            "LANG": "C.UTF-8",
-        }
-    )
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    return env
-
-
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by the kill, or a traceback
-        if isinstance(event, dict) and "event" in event:
-            events.append(event)
-    return events
-
-
-def _plain_lines(path: Path) -> str:
-    """Return what the command printed to standard error besides JSON log lines."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return "".join(line + "\n" for line in lines if not line.startswith("{"))
 
 
 def _phase(events: list[dict[str, Any]]) -> str:
@@ -618,10 +523,10 @@ def _phase(events: list[dict[str, Any]]) -> str:
 
 def _order_differences(order_id: str, row: Any, document: dict[str, Any]) -> list[str]:
     found: list[str] = []
-    updated = _parse_time(document["lastUpdatedTime"])
+    updated = parse_time(document["lastUpdatedTime"])
     if row.last_updated_time != updated:
         found.append(
-            f"order {order_id}: stored lastUpdatedTime {_iso(row.last_updated_time)}, "
+            f"order {order_id}: stored lastUpdatedTime {iso(row.last_updated_time)}, "
             f"sandbox {document['lastUpdatedTime']}"
         )
     status = document["fulfillment"]["fulfillmentStatus"]
@@ -666,13 +571,5 @@ def _describe(record: RoundRecord) -> str:
     delay = "final run" if record.delay_seconds is None else f"delay {record.delay_seconds:.2f} s"
     return (
         f"round {record.number}: {delay}, {record.phase}, exit {record.returncode}, "
-        f"{record.seconds:.2f} s, evolved {record.evolved}, watermark {_iso(record.watermark)}"
+        f"{record.seconds:.2f} s, evolved {record.evolved}, watermark {iso(record.watermark)}"
     )
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def _iso(value: datetime | None) -> str:
-    return "none" if value is None else value.astimezone(UTC).isoformat()
