@@ -16,24 +16,20 @@ database whose variable is not set is skipped. Writes its section of bench/RESUL
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
-import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import (  # noqa: E402
-    database_urls,
-    section_header,
-    url_variable,
-    write_section,
+from bench.crash_episodes import (  # noqa: E402
+    DatabaseRun,
+    add_common_arguments,
+    phase_table,
+    run_databases,
 )
-from tests.conftest import reset_database  # noqa: E402
+from bench.results import section_header, write_section  # noqa: E402
 from tests.crash_harness import (  # noqa: E402
     PHASE_BETWEEN_WINDOWS,
     PHASE_EXITED,
@@ -56,70 +52,23 @@ PHASES = (
     PHASE_FINISHING,
     PHASE_EXITED,
 )
-CHOICES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 
 
-@dataclass
-class DatabaseRun:
-    """The episodes run on one database."""
+def episode_runner(args: argparse.Namespace) -> Callable[[str, Path, int, int], CrashResult]:
+    """Return the function that runs one episode of the orders harness."""
 
-    name: str
-    episodes: list[CrashResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def kills(self) -> int:
-        return sum(result.kills for result in self.episodes)
-
-    @property
-    def rounds(self) -> int:
-        return sum(len(result.rounds) for result in self.episodes)
-
-    @property
-    def phases(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for result in self.episodes:
-            total.update(result.phases)
-        return total
-
-    def total(self, attribute: str) -> int:
-        return sum(int(getattr(result, attribute)) for result in self.episodes)
-
-
-def run_database(
-    name: str, url: str, args: argparse.Namespace, work_dir: Path, progress: bool
-) -> DatabaseRun:
-    """Run every episode on one database; raise on the first difference."""
-    run = DatabaseRun(name)
-    started = time.monotonic()
-    remaining = args.kills
-    episode = 0
-    while remaining > 0:
-        kills = min(args.kills_per_episode, remaining)
-        episode_url = url
-        if name == "SQLite":
-            episode_url = f"sqlite:///{work_dir / f'episode-{episode}.sqlite3'}"
-        reset_database(episode_url)
+    def run_episode(url: str, work_dir: Path, episode: int, kills: int) -> CrashResult:
         config = CrashConfig(
-            episode_url,
-            work_dir / f"{name.lower()}-episode-{episode}",
+            url,
+            work_dir,
             kills=kills,
             seed=args.seed + episode,
             window_days=args.window_days,
             speed=args.speed,
         )
-        result = run_crash_harness(config)
-        run.episodes.append(result)
-        remaining -= result.kills
-        episode += 1
-        if progress:
-            print(
-                f"{name} episode {episode}: {result.kills} kills in {len(result.rounds)} rounds, "
-                f"{result.orders_compared} orders compared, {result.seconds:.0f} s",
-                flush=True,
-            )
-    run.seconds = time.monotonic() - started
-    return run
+        return run_crash_harness(config)
+
+    return run_episode
 
 
 def render(
@@ -173,12 +122,7 @@ def render(
         "",
         "Where the killed runs were, judged from the last event each run logged:",
         "",
-        "| phase | " + " | ".join(run.name for run in runs) + " |",
-        "|---|" + "---:|" * len(runs),
-    ]
-    lines += [
-        f"| {phase} | " + " | ".join(str(run.phases.get(phase, 0)) for run in runs) + " |"
-        for phase in PHASES
+        *phase_table(runs, PHASES),
     ]
     if any(run.total("throttled_calls") for run in runs):
         lines += [
@@ -199,36 +143,15 @@ def render(
 def main() -> int:
     """Run the benchmark and print (and record) its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=200, help="SIGKILLs per database")
-    parser.add_argument("--kills-per-episode", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=1, help="seed of the first episode")
+    add_common_arguments(parser, kills_per_episode=20)
     parser.add_argument("--window-days", type=float, default=1.0, help="SYNCD_ORDERS_WINDOW_DAYS")
     parser.add_argument("--speed", type=float, default=500.0, help="sandbox quota speed factor")
-    parser.add_argument(
-        "--database", choices=[*CHOICES, "all"], default="all", help="which databases to run"
-    )
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--quiet", action="store_true", help="print no line per episode")
     args = parser.parse_args()
 
-    runs: list[DatabaseRun] = []
-    skipped: list[str] = []
-    # Kept when a comparison fails, so the round logs can be read; removed otherwise.
-    work_dir = Path(tempfile.mkdtemp(prefix="syncd-crash-"))
-    urls = database_urls(f"sqlite:///{work_dir / 'unused.sqlite3'}")
-    chosen = list(CHOICES.values()) if args.database == "all" else [CHOICES[args.database]]
-    for name in chosen:
-        url = urls[name]
-        if url is None:
-            skipped.append(f"{name} skipped: set {url_variable(name)} to measure it.")
-            print(skipped[-1], flush=True)
-            continue
-        try:
-            runs.append(run_database(name, url, args, work_dir, progress=not args.quiet))
-        except CrashSafetyError as exc:
-            print(f"{name}: crash safety FAILED: {exc}", file=sys.stderr)
-            return 1
-    shutil.rmtree(work_dir)
+    outcome = run_databases(args, episode_runner(args), CrashSafetyError)
+    if outcome is None:
+        return 1
+    runs, skipped = outcome
 
     command = "python bench/crash_orders.py " + " ".join(sys.argv[1:])
     section = render(runs, skipped, args, command.strip())
