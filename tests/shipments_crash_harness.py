@@ -32,13 +32,13 @@ The harness plays an operator whose server dies again and again while shipments 
    share a tracking number.
 6. A last phase writes the remaining requests and runs ``syncd once shipments`` to its end
    until nothing is left to do. Before each of those runs the harness makes waiting rows due
-   now, as time passing would: pending rows whose backoff has not ended, delivered rows not
-   yet verified, and rows still claimed by a killed process whose claim has not expired
-   (``SYNCD_SHIPMENT_CLAIM_SECONDS``, 600 s by default). The job runs nothing for an account
-   whose only unfinished rows are claimed that way, so without this step they would wait for
-   the claim to expire. It also lets a minute pass for quota: the sandbox clock moves ahead
-   and syncd's saved quota levels are dated a minute back, so the runs verify more than one
-   order each.
+   now, as time passing would: pending rows whose backoff has not ended and delivered rows
+   not yet verified. It also lets a minute pass for quota: the sandbox clock moves ahead and
+   syncd's saved quota levels are dated a minute back, so the runs verify more than one order
+   each. When a run finds nothing to do while rows are still claimed by a killed process
+   (the job runs nothing for an account whose only unfinished rows are claimed that way),
+   the harness expires those claims, as ``SYNCD_SHIPMENT_CLAIM_SECONDS`` (600 s by default)
+   passing would, and counts the rows.
 
 Then every request must be accepted, every outbox row delivered and verified, and for every
 order the sandbox's packages (``GET /_sandbox/orders/{orderId}/packages``) must be exactly the
@@ -116,6 +116,8 @@ PHASES = (
 )
 
 ONCE = ("once", "shipments")
+# What `syncd once shipments` prints when no account has requests or due rows.
+NOTHING_WAITING = "No shipment is waiting."
 DAEMON = ("run",)
 
 
@@ -189,7 +191,7 @@ class ShipmentCrashResult:
     get_order_calls: int = 0
     faults_added: Counter[str] = field(default_factory=Counter)
     final_runs: int = 0
-    claims_expired_by_harness: int = 0  # rows the final phase found still claimed
+    claims_expired_by_harness: int = 0  # claimed rows that a final run found nothing to do for
     seconds: float = 0.0
 
     @property
@@ -541,6 +543,10 @@ class _Harness(HarnessBase):
                     f"final run {number} of syncd once shipments exited with "
                     f"{record.returncode}: {record.output.strip()}"
                 )
+            if NOTHING_WAITING in record.output:
+                # The job found nothing to do: rows a killed process claimed wait for their
+                # claim to expire. Time passing would expire it.
+                self.result.claims_expired_by_harness += self._expire_claims()
         if not self._settled():
             raise self._error(
                 f"after {self.config.max_final_runs} final runs requests or rows are still "
@@ -585,9 +591,8 @@ class _Harness(HarnessBase):
         )
 
     def _make_due(self) -> None:
-        """Make waiting rows due now, as time passing would (see the module's docstring)."""
-        now = datetime.now(UTC)
-        past = now - timedelta(seconds=1)
+        """Make rows waiting for a backoff or a verification due now, as time passing would."""
+        past = datetime.now(UTC) - timedelta(seconds=1)
         with self.engine.begin() as connection:
             connection.execute(
                 update(_OUTBOX)
@@ -598,6 +603,11 @@ class _Harness(HarnessBase):
                 )
                 .values(next_attempt_at=past)
             )
+
+    def _expire_claims(self) -> int:
+        """Expire the claims of rows still sending, as SYNCD_SHIPMENT_CLAIM_SECONDS passing does."""
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        with self.engine.begin() as connection:
             claimed = connection.execute(
                 update(_OUTBOX)
                 .where(
@@ -607,7 +617,7 @@ class _Harness(HarnessBase):
                 )
                 .values(claim_expires_at=past)
             )
-        self.result.claims_expired_by_harness += int(claimed.rowcount)
+        return int(claimed.rowcount)
 
     def _let_quota_refill(self) -> None:
         """Let a minute of quota time pass at Amazon and in syncd's saved quota levels.
