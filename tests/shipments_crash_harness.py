@@ -9,8 +9,9 @@ The harness plays an operator whose server dies again and again while shipments 
 2. It migrates the database with ``syncd db upgrade``, adds the account with
    ``syncd account add`` (the refresh token on standard input) and runs ``syncd once orders``
    once, so that syncd's tables hold the orders and a request that names its items needs no
-   getOrder. The sandbox clock is moved ten minutes ahead first, because syncd reads only
-   orders updated at least two minutes and a margin before Amazon's now.
+   getOrder. The sandbox starts ten minutes behind and sets its clock right before that run,
+   so the orders are ten minutes old: syncd reads only orders updated at least two minutes
+   and a margin before now.
 3. It writes the shipment requests into the intake, as an ERP would, in waves: one wave
    before each of the first rounds, so that later rounds also find requests to check. An
    order is shipped whole (a request without items, which needs a fresh getOrder), in one
@@ -51,17 +52,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Connection, Engine, func, select, text, update
 
 from syncd.db import intake, outbox
-from syncd.db.models import Account, Lease, OutboxEntry, ShipmentRequest, table_of
+from syncd.db.models import Account, Lease, Order, OutboxEntry, ShipmentRequest, table_of
 from syncd.sandbox.external import ExternalSandbox
 from syncd.shipping.submit import submit_shipment
 from tests.crash_support import (
@@ -82,9 +84,10 @@ SOURCE_SYSTEM = "crash-erp"
 # Carriers as a warehouse names them: Amazon codes, a name syncd maps, and an unknown one
 # that goes to Amazon as Other with its name.
 CARRIERS = ("UPS", "DHL", "云途", "4PX", "Kurier Schmidt")
-# The sandbox clock runs this far ahead, so the orders created at the start lie inside the
-# window of `syncd once orders` (Amazon's now minus two minutes minus a 60 s margin).
-CLOCK_AHEAD_SECONDS = 600
+# The sandbox starts this far behind, so the orders it creates at the start are this old once
+# its clock is set right. A new `syncd once orders` process reads up to its local now minus
+# two minutes and a 60 s margin: it has no measurement of Amazon's clock before its first call.
+CLOCK_BEHIND_SECONDS = 600
 # Share of kills aimed at process start-up, before the job logs its first step.
 STARTUP_KILL_SHARE = 0.15
 # Quota time that passes before each final run (see _let_quota_refill).
@@ -94,6 +97,7 @@ SLOW_BEYOND_TIMEOUT = 1.0
 
 _ACCOUNTS = table_of(Account)
 _LEASES = table_of(Lease)
+_ORDERS = table_of(Order)
 _OUTBOX = table_of(OutboxEntry)
 _REQUESTS = table_of(ShipmentRequest)
 
@@ -115,6 +119,15 @@ PHASES = (
     PHASE_EXITED,
 )
 
+# The sandbox: no generated orders, the US marketplace only, the clock behind (see above).
+SANDBOX_ARGS = (
+    "--orders-per-marketplace",
+    "0",
+    "--marketplace",
+    US,
+    "--clock-offset",
+    str(-CLOCK_BEHIND_SECONDS),
+)
 ONCE = ("once", "shipments")
 # What `syncd once shipments` prints when no account has requests or due rows.
 NOTHING_WAITING = "No shipment is waiting."
@@ -230,10 +243,7 @@ def run_shipments_crash_harness(
     started = time.monotonic()
     config.work_dir.mkdir(parents=True, exist_ok=True)
     sandbox_args = (
-        "--orders-per-marketplace",
-        "0",
-        "--marketplace",
-        US,
+        *SANDBOX_ARGS,
         "--speed",
         str(config.speed),
         "--seed",
@@ -314,22 +324,14 @@ class _Harness(HarnessBase):
 
     def _set_up(self) -> None:
         """Create the orders, migrate, add the account, sync the orders and plan requests."""
-        orders = [self._create_order() for _ in range(self.config.orders)]
+        orders = [
+            create_merchant_order(
+                self.control, [self.rng.randint(1, 3) for _ in range(self.rng.randint(1, 3))]
+            )
+            for _ in range(self.config.orders)
+        ]
         self.result.orders = len(orders)
-        self.control.post("/clock", json={"advance_seconds": CLOCK_AHEAD_SECONDS})
-        self._syncd("db", "upgrade")
-        self._syncd(
-            "account",
-            "add",
-            ACCOUNT,
-            "--region",
-            "na",
-            "--marketplace",
-            US,
-            "--refresh-token-file",
-            "-",
-            stdin=REFRESH_TOKEN + "\n",
-        )
+        add_synced_account(self.control, self._syncd)
         with self.engine.begin() as connection:
             accounts = connection.execute(select(func.count()).select_from(_ACCOUNTS)).scalar_one()
             self.account_id = int(
@@ -342,7 +344,9 @@ class _Harness(HarnessBase):
                 f"the database already had syncd accounts ({accounts} in all): "
                 "drop syncd's tables before running the harness"
             )
-        self._syncd("once", "orders")
+        stored = stored_orders(self.engine)
+        if stored != len(orders):
+            raise self._error(f"syncd once orders stored {stored} of the {len(orders)} orders")
 
         for order in orders:
             self.plans.extend(self._plan_requests(order))
@@ -350,23 +354,6 @@ class _Harness(HarnessBase):
         self.result.requests = len(self.plans)
         size = -(-len(self.plans) // max(1, self.config.waves))
         self.waves = [self.plans[start : start + size] for start in range(0, len(self.plans), size)]
-
-    def _create_order(self) -> dict[str, Any]:
-        quantities = [self.rng.randint(1, 3) for _ in range(self.rng.randint(1, 3))]
-        response = self.control.post(
-            "/orders",
-            json={
-                "refresh_token": REFRESH_TOKEN,
-                "marketplace_id": US,
-                "order": {
-                    "fulfillment": {"fulfilledBy": "MERCHANT"},
-                    "orderItems": [{"quantityOrdered": quantity} for quantity in quantities],
-                },
-            },
-        )
-        response.raise_for_status()
-        order: dict[str, Any] = response.json()["order"]
-        return order
 
     def _plan_requests(self, order: dict[str, Any]) -> list[PlannedRequest]:
         """Plan one order's requests: whole, listed by SKU, or split by item into two."""
@@ -767,6 +754,54 @@ class _Harness(HarnessBase):
     def _raise_first(self, differences: list[str]) -> None:
         more = f" ({len(differences) - 1} more differences)" if len(differences) > 1 else ""
         raise self._error(differences[0] + more)
+
+
+def create_merchant_order(control: httpx.Client, quantities: Sequence[int]) -> dict[str, Any]:
+    """Create an unshipped merchant-fulfilled order of the seller, one item per quantity."""
+    response = control.post(
+        "/orders",
+        json={
+            "refresh_token": REFRESH_TOKEN,
+            "marketplace_id": US,
+            "order": {
+                "fulfillment": {"fulfilledBy": "MERCHANT"},
+                "orderItems": [{"quantityOrdered": quantity} for quantity in quantities],
+            },
+        },
+    )
+    response.raise_for_status()
+    order: dict[str, Any] = response.json()["order"]
+    return order
+
+
+def stored_orders(engine: Engine) -> int:
+    """Return how many orders syncd's tables hold."""
+    with engine.begin() as connection:
+        return int(connection.execute(select(func.count()).select_from(_ORDERS)).scalar_one())
+
+
+def add_synced_account(control: httpx.Client, syncd: Callable[..., None]) -> None:
+    """Migrate, add the seller's NA account and store its orders, as an operator would.
+
+    ``syncd(*args, stdin=…)`` runs one syncd command and raises when it fails. The sandbox,
+    started with :data:`SANDBOX_ARGS`, first sets its clock right, so that the orders it
+    created lie inside the window of ``syncd once orders``.
+    """
+    control.post("/clock", json={"offset_seconds": 0}).raise_for_status()
+    syncd("db", "upgrade")
+    syncd(
+        "account",
+        "add",
+        ACCOUNT,
+        "--region",
+        "na",
+        "--marketplace",
+        US,
+        "--refresh-token-file",
+        "-",
+        stdin=REFRESH_TOKEN + "\n",
+    )
+    syncd("once", "orders")
 
 
 class _WriteLock:
