@@ -1,0 +1,71 @@
+"""Rows left claimed by a process that died: when does the next process pick them up?"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from syncd.db import leases, outbox
+from syncd.db.models import Lease, table_of
+from syncd.jobs.shipments import accounts_with_shipments
+from tests.integration.orders_support import US, JobWorld
+
+LEASES = table_of(Lease)
+DEAD_OWNER = "dead-host:4242:0123456789ab"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "accounts_with_shipments counts a sending row as due only when its claim expires "
+        "(SYNCD_SHIPMENT_CLAIM_SECONDS, 600 s by default), not when the claiming process's "
+        "lease has expired (SYNCD_LEASE_SECONDS, 300 s), so release_claims never runs for an "
+        "account whose only open rows a dead process claimed; seen in the shipments crash "
+        "harness as 'claims expired by the harness'"
+    ),
+)
+def test_dead_process_claims_are_due(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    now = datetime.now(UTC)
+    with world.ctx.engine.begin() as connection:
+        outbox.enqueue(
+            connection,
+            outbox.NewShipment(
+                account_id=account.id,
+                marketplace_id=US,
+                order_id="111-0000000-0000001",
+                package_reference_id="1",
+                carrier_code="UPS",
+                carrier_name=None,
+                shipping_method=None,
+                tracking_number="1Z0000000000000001",
+                ship_date=now - timedelta(hours=1),
+                items=(),
+                deadline=None,
+            ),
+            now,
+        )
+        # A process took the lease, claimed the row and was killed before recording anything.
+        leases.ensure_lease(connection, account.id)
+        assert leases.acquire_lease(connection, account.id, DEAD_OWNER, timedelta(minutes=5))
+        [row] = outbox.claim_due(
+            connection,
+            account.id,
+            owner=DEAD_OWNER,
+            now=now,
+            ttl=timedelta(seconds=world.ctx.settings.shipment_claim_seconds),
+            limit=10,
+        )
+        # Its lease has run out since; its claim has not.
+        connection.execute(
+            update(LEASES)
+            .where(LEASES.c.account_id == account.id)
+            .values(expires_at=now - timedelta(seconds=1))
+        )
+
+    assert row.state == outbox.SENDING
+    due = [found.name for found in accounts_with_shipments(world.ctx)]
+
+    assert due == [account.name]
