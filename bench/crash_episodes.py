@@ -24,7 +24,7 @@ CHOICES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 
 
 class EpisodeResult(Protocol):
-    """What the totals read from one harness run."""
+    """Figures of one harness run that the totals add up."""
 
     @property
     def kills(self) -> int: ...

@@ -3,7 +3,7 @@
 Runs tests/shipments_crash_harness.py in episodes. Each episode has a fresh sandbox (its own
 seed), a fresh database and new orders, so intake, delivery and the final runs happen again in
 every episode. After each episode every request must be accepted, every outbox row delivered
-and verified, and each order's packages on the sandbox must be exactly its outbox rows; a
+and verified, and each order's packages on the sandbox must be exactly its outbox rows. A
 difference stops the script with the harness's message.
 
 Usage: python bench/crash_shipments.py [--kills N] [--kills-per-episode K] [--seed S]

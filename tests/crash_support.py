@@ -130,8 +130,8 @@ def command_environment(
 ) -> dict[str, str]:
     """Return the environment of the syncd commands, with no SYNCD_ variable from outside.
 
-    The commands log JSON at debug level in English, retry quickly, use a new encryption key
-    and the sandbox's settings; ``settings`` adds or overrides ``SYNCD_*`` values.
+    The commands log JSON at debug level in English, retry quickly, and use a new encryption
+    key and the sandbox's settings. ``settings`` adds or overrides ``SYNCD_*`` values.
     """
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SYNCD_")}
     env.update(sandbox_settings)

@@ -2,10 +2,10 @@
 
 The harness plays an operator whose server dies again and again while shipments go out:
 
-1. It starts ``syncd sandbox serve`` in its own process (no generated orders, quotas on at a
-   speed factor) and creates merchant-fulfilled, unshipped orders of one NA seller through
-   the control API (``POST /_sandbox/orders``), with one to three items of one to three
-   units each.
+1. It starts ``syncd sandbox serve`` in its own process, with no generated orders and quotas
+   on at a speed factor. Through the control API (``POST /_sandbox/orders``) it creates
+   merchant-fulfilled, unshipped orders of one NA seller, with one to three items of one to
+   three units each.
 2. It migrates the database with ``syncd db upgrade``, adds the account with
    ``syncd account add`` (the refresh token on standard input) and runs ``syncd once orders``
    once, so that syncd's tables hold the orders and a request that names its items needs no
@@ -467,7 +467,7 @@ class _Harness(HarnessBase):
                 timeout=self.config.round_timeout_seconds,
                 hooks=hooks,
             )
-            stalled = lock.taken
+            stalled = lock.held
         if process.timed_out and delay is None:
             raise self._error(
                 f"the final run did not finish in {self.config.round_timeout_seconds} s"
@@ -808,13 +808,13 @@ class _WriteLock:
     """Holds the database write lock that every fenced transaction of the account needs.
 
     On PostgreSQL and MariaDB it locks the account's lease row, which each such transaction
-    updates; on SQLite it opens a write transaction, which blocks every other writer.
+    updates. On SQLite it opens a write transaction, which blocks every other writer.
     """
 
     def __init__(self, engine: Engine, account_id: int) -> None:
         self.engine = engine
         self.account_id = account_id
-        self.taken = False
+        self.held = False
         self._connection: Connection | None = None
 
     def take(self) -> None:
@@ -830,7 +830,7 @@ class _WriteLock:
                 .with_for_update()
             )
         self._connection = connection
-        self.taken = True
+        self.held = True
 
     def release(self) -> None:
         if self._connection is not None:
