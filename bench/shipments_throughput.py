@@ -24,8 +24,8 @@ Usage: python bench/shipments_throughput.py [--shipments N] [--whole-order N]
        [--speed F] [--server-speed F] [--database sqlite|postgresql|mariadb|all] [--no-write]
 
 ``--speed`` is the quota speed factor for SQLite (default 1, Amazon's real rates), and
-``--server-speed`` the one for PostgreSQL and MariaDB (default 1). Figures at a speed factor
-above 1 are scaled back to speed 1 where the table says so. PostgreSQL and MariaDB are named
+``--server-speed`` the one for PostgreSQL and MariaDB (default 1). At a speed factor above 1
+the plans refill faster, so wall times and rates are not Amazon's. PostgreSQL and MariaDB are named
 by SYNCD_TEST_POSTGRESQL_URL and SYNCD_TEST_MARIADB_URL; a database whose variable is not set
 is skipped. Writes its section of bench/RESULTS.md unless --no-write is given.
 """
