@@ -215,7 +215,8 @@ def once_shipments(ctx: click.Context, account_name: str | None) -> None:
     with _stop_on_signals(stop), _context(ctx, stop) as job:
         chosen = accounts_with_shipments(job)
         if account_name is not None:
-            chosen = [account for account in chosen if account.name == account_name]
+            wanted = accounts.normalize_name(account_name)
+            chosen = [account for account in chosen if account.name == wanted]
         if not chosen:
             click.echo(_("No shipment is waiting."))
             return
@@ -294,7 +295,8 @@ def list_outbox(
 ) -> None:
     settings = load_settings(ctx)
     with open_database(settings) as engine, engine.begin() as connection:
-        rows = outbox.list_rows(connection, states=states, account=account_name, limit=limit)
+        name = None if account_name is None else accounts.normalize_name(account_name)
+        rows = outbox.list_rows(connection, states=states, account=name, limit=limit)
     if not rows:
         click.echo(_("The outbox has no such rows."))
         return
@@ -465,11 +467,12 @@ def list_rejected(ctx: click.Context, days: int) -> None:
 def print_outbox_status(figures: ShipmentFigures, names: dict[int, str]) -> None:
     """Print the outbox part of ``syncd status``: one line per account with shipments."""
     by_name = {names[key]: value for key, value in figures.outbox.items() if key in names}
-    shown = set(by_name) | set(figures.rejected)
+    shown = set(by_name) | set(figures.rejected) | set(figures.new_requests)
     if not shown:
         return
     table = Table(
         _("Account"),
+        _("New requests"),
         _("Waiting"),
         _("Oldest waiting"),
         _("Dead"),
@@ -485,6 +488,7 @@ def print_outbox_status(figures: ShipmentFigures, names: dict[int, str]) -> None
         oldest = None if entry.oldest_pending is None else figures.now - entry.oldest_pending
         table.add_row(
             name,
+            str(figures.new_requests.get(name, 0)),
             str(entry.depth),
             format_duration(oldest),
             str(entry.by_state.get(outbox.DEAD, 0)),

@@ -149,6 +149,7 @@ class ShipmentFigures:
     warning: timedelta
     outbox: dict[int, outbox.OutboxSummary]
     rejected: dict[str, int]
+    new_requests: dict[str, int]  # per lower-case account name
 
 
 def gather_shipments(connection: Connection, now: datetime, warning: timedelta) -> ShipmentFigures:
@@ -158,4 +159,5 @@ def gather_shipments(connection: Connection, now: datetime, warning: timedelta) 
         warning=warning,
         outbox=outbox.summarize(connection, now, warning),
         rejected=intake.count_rejected(connection, now - timedelta(days=REJECTED_DAYS)),
+        new_requests=intake.count_new(connection),
     )

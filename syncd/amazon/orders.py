@@ -26,6 +26,7 @@ from syncd.amazon.clock import utc_now
 from syncd.amazon.models.orders import GetOrderResponse, Order, SearchOrdersResponse
 from syncd.amazon.operations import GET_ORDER, SEARCH_ORDERS
 from syncd.amazon.query import Query
+from syncd.amazon.retry import RetryPolicy
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
 from syncd.logs import get_logger
@@ -201,10 +202,16 @@ class OrdersClient:
     """The Orders API for one seller account."""
 
     def __init__(
-        self, client: SpApiClient, account: SellerAccount, *, skew_margin: timedelta | None = None
+        self,
+        client: SpApiClient,
+        account: SellerAccount,
+        *,
+        skew_margin: timedelta | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.account = account
+        self.retry = retry  # for getOrder; None: the client's own policy
         if skew_margin is None:
             skew_margin = timedelta(seconds=client.settings.clock_skew_margin)
         self.skew_margin = skew_margin
@@ -347,6 +354,7 @@ class OrdersClient:
         response = self.client.call(
             self.account,
             GET_ORDER,
+            retry=self.retry,
             path_params={"orderId": order_id},
             query=Query.build({"includedData": tuple(included_data)}),
         )

@@ -81,7 +81,10 @@ def new_requests(connection: Connection, account: str, limit: int) -> list[Reque
     """
     query = (
         select(_REQUESTS)
-        .where(_REQUESTS.c.status == NEW, func.lower(_REQUESTS.c.account) == account.lower())
+        .where(
+            _REQUESTS.c.status == NEW,
+            func.lower(func.trim(_REQUESTS.c.account)) == account.strip().lower(),
+        )
         .order_by(_REQUESTS.c.id)
         .limit(limit)
     )
@@ -165,12 +168,23 @@ def rejected_requests(
     return [_row(row._mapping) for row in connection.execute(query)]
 
 
+def count_new(connection: Connection) -> dict[str, int]:
+    """Return how many requests wait to be checked, per lower-case account name."""
+    counts: dict[str, int] = {}
+    query = select(_REQUESTS.c.account).where(_REQUESTS.c.status == NEW)
+    for name in connection.execute(query).scalars():
+        key = str(name).strip().lower()
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def count_rejected(connection: Connection, since: datetime) -> dict[str, int]:
-    """Return how many requests each account name had rejected since ``since``."""
+    """Return how many requests were rejected since ``since``, per lower-case account name."""
     counts: dict[str, int] = {}
     query = select(_REQUESTS.c.account).where(
         _REQUESTS.c.status == REJECTED, _REQUESTS.c.processed_at >= since
     )
     for name in connection.execute(query).scalars():
-        counts[str(name)] = counts.get(str(name), 0) + 1
+        key = str(name).strip().lower()
+        counts[key] = counts.get(key, 0) + 1
     return counts

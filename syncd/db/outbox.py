@@ -158,6 +158,13 @@ def enqueue(connection: Connection, shipment: NewShipment, now: datetime) -> int
     return int(key[0])
 
 
+def row_of_request(connection: Connection, request_id: int) -> int | None:
+    """Return the id of the outbox row made from an intake request, or None."""
+    query = select(_OUTBOX.c.id).where(_OUTBOX.c.request_id == request_id)
+    value = connection.execute(query).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
 def order_rows(connection: Connection, account_id: int, order_id: str) -> list[OutboxRow]:
     """Return every row of one order, oldest first, locked until the commit.
 

@@ -23,7 +23,7 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,7 @@ JOB = "shipments"
 CLAIM_BATCH = 10  # rows claimed at once: five seconds of confirmShipment's sustained rate
 MAX_ROWS_PER_RUN = 500  # then the run ends, so other accounts and jobs get their turn
 INTAKE_BATCH = 50  # requests checked per run, so a backlog cannot hold up due rows
+MAX_DEFERRED_IN_A_ROW = 3  # getOrder failures in a row that end the intake step of a run
 # After a 204, the first look for the package; later looks back off (2, 4, 8 … minutes).
 VERIFY_FIRST_DELAY = timedelta(seconds=30)
 # How long a row waits after Amazon refused the account (403) before it is tried again.
@@ -82,6 +83,7 @@ class ShipmentsSummary:
     dead: int = 0
     conflicts: int = 0
     verified: int = 0
+    deferred: int = 0  # requests left new because getOrder failed
     api_calls: int = 0
     error: str | None = None
 
@@ -142,6 +144,7 @@ class _ShipmentsRun:
             max_delay=settings.retry_max_delay,
         )
         self.carriers = carrier_map(ctx)
+        self.sent = 0  # rows sent in this run, both delivery steps together
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -156,7 +159,7 @@ class _ShipmentsRun:
                 released = outbox.release_claims(connection, self.account.id, ctx.owner, ctx.now())
             if released:
                 self.log.info("outbox_claims_released", rows=released)
-            self.orders = OrdersClient(ctx.client, seller)
+            self.orders = OrdersClient(ctx.client, seller, retry=self.call_retry)
             self.shipments = ShipmentsClient(ctx.client, seller, self.call_retry)
             # Rows already due go first: new requests may each need a getOrder, which is slow.
             self._deliver()
@@ -217,6 +220,7 @@ class _ShipmentsRun:
         """Check up to INTAKE_BATCH new requests; the rest wait for the next run."""
         with self.ctx.engine.begin() as connection:
             batch = intake.new_requests(connection, self.account.name, INTAKE_BATCH)
+        deferred_in_a_row = 0
         for request in batch:
             if self.ctx.stop.is_set():
                 raise errors.StoppedError("confirmShipment")
@@ -225,20 +229,25 @@ class _ShipmentsRun:
             except (errors.StoppedError, errors.InvalidGrantError, errors.LeaseLostError):
                 raise
             except (errors.ApiError, errors.AuthError) as exc:
-                # Amazon could not give the order now. The request stays new, and so do the
-                # ones after it, since Amazon is likely to fail them the same way; rows
-                # already in the outbox are still sent.
+                # Amazon could not give the order now: the request stays new for the next run.
+                # Several failures in a row look like an outage, so the rest wait too.
+                deferred_in_a_row += 1
+                self.summary.deferred += 1
                 self.log.warning(
-                    "shipment_requests_deferred",
+                    "shipment_request_deferred",
                     intake_id=request.id,
                     amazon_order_id=request.amazon_order_id,
-                    waiting=len(batch) - batch.index(request),
                     error=str(exc),
                 )
-                return
+                if deferred_in_a_row >= MAX_DEFERRED_IN_A_ROW:
+                    return
+                continue
+            deferred_in_a_row = 0
 
     def _take_request(self, request: intake.RequestRow) -> None:
         now = self.ctx.now()
+        if self._already_enqueued(request):
+            return
         try:
             parsed = parse_request(request, self.carriers, self.ctx.client.clock.now())
             order = self._order_for(request.amazon_order_id, need_fresh=not parsed.items)
@@ -295,6 +304,17 @@ class _ShipmentsRun:
             deadline=_iso(shipment.deadline),
         )
 
+    def _already_enqueued(self, request: intake.RequestRow) -> bool:
+        """Accept again a request that has an outbox row (an ERP set it back to new)."""
+        with self.ctx.engine.begin() as connection:
+            row_id = outbox.row_of_request(connection, request.id)
+        if row_id is None:
+            return False
+        with fenced(self.ctx, self.account) as connection:
+            intake.accept(connection, request.id, row_id, self.ctx.now())
+        self.log.warning("shipment_request_reopened", intake_id=request.id, outbox_id=row_id)
+        return True
+
     def _reject(self, request: intake.RequestRow, rejection: RejectedError) -> None:
         with fenced(self.ctx, self.account) as connection:
             intake.reject(connection, request.id, rejection.code, rejection.reason, self.ctx.now())
@@ -330,7 +350,9 @@ class _ShipmentsRun:
         try:
             return _with_packages(self._fetch_order(order_id))
         except errors.FatalApiError as exc:
-            if exc.status_code in (400, 404) and not isinstance(exc, errors.AccessDeniedError):
+            # Only a 404 says the order does not exist. A 400 may be Amazon refusing one of
+            # the account's includedData sets, so the request is deferred, not rejected.
+            if exc.status_code == 404:
                 raise RejectedError(
                     "unknown_order",
                     _("Amazon does not know order {order} for this account ({error})").format(
@@ -350,8 +372,7 @@ class _ShipmentsRun:
     # -- delivery --------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
-        sent = 0
-        while sent < MAX_ROWS_PER_RUN:
+        while self.sent < MAX_ROWS_PER_RUN:
             if self.ctx.stop.is_set():
                 raise errors.StoppedError("confirmShipment")
             with fenced(self.ctx, self.account) as connection:
@@ -372,7 +393,7 @@ class _ShipmentsRun:
                     # The rest of the batch was never sent: due again at once.
                     self._unclaim(batch[index:])
                     raise
-                sent += 1
+                self.sent += 1
 
     def _unclaim(self, rows: list[outbox.OutboxRow]) -> None:
         now = self.ctx.now()
@@ -428,6 +449,11 @@ class _ShipmentsRun:
             sent_at=now,
             next_attempt_at=now + VERIFY_FIRST_DELAY,
         )
+        if self.account.status == accounts.ACCESS_DENIED:
+            # Amazon takes this seller's confirmations again.
+            with self.ctx.engine.begin() as connection:
+                accounts.set_status(connection, self.account.id, accounts.ACTIVE, None, now)
+            self.account = replace(self.account, status=accounts.ACTIVE)
 
     def _record(
         self,

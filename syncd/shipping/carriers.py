@@ -210,7 +210,7 @@ class CarrierMap:
         key = normalize(text)
         if not key:
             return None
-        if key in self._other_words:
+        if key in self._other_words and key not in self._operator:
             return Carrier(OTHER, name) if name else None
         code = self._operator.get(key) or self._codes.get(key) or self._aliases.get(key)
         if code is None or code == OTHER:

@@ -651,3 +651,48 @@ def test_conflict_settled_by_replacing(world: JobWorld) -> None:
     assert (entry.state, entry.package_reference_id) == (outbox.DELIVERED, "7")
     [package] = amazon_packages(world, account, order["orderId"])
     assert package["trackingNumber"] == "1Z999AA10123456784"
+
+
+def test_reopened_request_is_not_resent(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (2, 1))
+    item = order["orderItems"][0]["orderItemId"]
+    submitted = request(world, account, order, items=[{"order_item_id": item, "quantity": 1}])
+    run_shipments(world.ctx, account)
+    # The ERP sets the accepted request back to new, as if to send it again.
+    _set_request(world, submitted.request.id, status="new")
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.error is None
+    row = request_row(world, submitted.request.id)
+    assert row.status == intake.ACCEPTED
+    assert len(outbox_rows(world)) == 1
+    assert len(confirm_calls(world)) == 1
+
+
+def test_one_failing_order_spares_others(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    stuck = request(world, account, new_order(world, account), tracking="1ZSTUCK")
+    fine = request(world, account, new_order(world, account), tracking="1ZFINE")
+    # The first getOrder fails for longer than the call's own retries last.
+    world.sandbox.state.add_fault(
+        {"operation": "getOrder", "kind": "server_error", "status": 503, "count": 3}
+    )
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.deferred == 1
+    assert request_row(world, stuck.request.id).status == intake.NEW
+    assert request_row(world, fine.request.id).status == intake.ACCEPTED
+    assert summary.delivered == 1
+
+
+def test_padded_account_name_matches(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    submitted = request(world, account, new_order(world, account))
+    _set_request(world, submitted.request.id, account=" Acme-NA ")
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.accepted == 1
