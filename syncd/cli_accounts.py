@@ -308,6 +308,7 @@ def account_state_label(status: str) -> str:
         accounts.REAUTH_REQUIRED: _("needs re-authorization"),
         accounts.ACCESS_DENIED: _("access denied (retried hourly)"),
         accounts.DATASET_UNAVAILABLE: _("data set refused by Amazon (retried every 30 minutes)"),
+        accounts.SHIPMENTS_DENIED: _("shipment confirmations refused (retried hourly)"),
     }
     return labels.get(status, status)
 

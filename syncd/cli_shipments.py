@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import UTC, datetime, timedelta
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Connection
 
@@ -23,11 +25,18 @@ from syncd.cli_support import (
 from syncd.db import accounts, intake, outbox
 from syncd.i18n import gettext as _
 from syncd.i18n import ngettext
-from syncd.jobs.shipments import ShipmentsSummary, accounts_with_shipments, run_shipments
+from syncd.jobs.shipments import (
+    ShipmentsSummary,
+    accounts_with_shipments,
+    run_shipments,
+    warn_near_deadlines,
+)
 from syncd.shipping.submit import submit_shipment
 from syncd.status import ShipmentFigures
 
 CLI_SOURCE = "cli"
+SOURCE_KEY_LENGTH = 128  # the length of syncd_shipment_requests.source_key
+REFERENCE_LENGTH = 32  # the length of syncd_outbox.package_reference_id
 REJECTED_SHOWN_DAYS = 7  # the default of "outbox rejected --days"
 
 
@@ -58,9 +67,14 @@ def _parse_items(values: tuple[str, ...], key: str) -> list[dict[str, object]]:
     return items
 
 
+# The default ship time lies this far back, so that a server clock a little ahead of
+# Amazon's does not make it a future date, which Amazon rejects.
+DEFAULT_SHIP_TIME_AGO = timedelta(minutes=2)
+
+
 def _parse_ship_date(value: str | None) -> datetime:
     if value is None:
-        return utc_now()
+        return utc_now() - DEFAULT_SHIP_TIME_AGO
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -104,7 +118,8 @@ def _parse_ship_date(value: str | None) -> datetime:
     "--ship-date",
     metavar=_("TIME"),
     help=_(
-        "When the parcel left, with its time zone, such as 2026-12-04T15:30:00+08:00. Default: now."
+        "When the parcel left, with its time zone, such as 2026-12-04T15:30:00+08:00. "
+        "Default: two minutes ago."
     ),
 )
 @click.option(
@@ -147,19 +162,22 @@ def ship(
     with open_database(settings) as engine:
         with engine.begin() as connection:
             account = _choose_account(connection, account_name)
-        submitted = submit_shipment(
-            engine,
-            account=account.name,
-            order_id=order_id.strip(),
-            carrier=carrier,
-            carrier_name=carrier_name,
-            shipping_method=shipping_method,
-            tracking_number=tracking,
-            shipped_at=shipped_at,
-            items=items or None,
-            source_system=CLI_SOURCE,
-            source_key=source_key or f"{order_id.strip()}:{tracking.strip()}",
-        )
+        try:
+            submitted = submit_shipment(
+                engine,
+                account=account.name,
+                order_id=order_id.strip(),
+                carrier=carrier,
+                carrier_name=carrier_name,
+                shipping_method=shipping_method,
+                tracking_number=tracking,
+                shipped_at=shipped_at,
+                items=items or None,
+                source_system=CLI_SOURCE,
+                source_key=source_key or _default_key(order_id, tracking),
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     request = submitted.request
     if submitted.created:
         click.echo(
@@ -174,6 +192,15 @@ def ship(
                 "Request {id} with the same source key exists already ({status}); nothing added."
             ).format(id=request.id, status=_request_status_label(request.status))
         )
+
+
+def _default_key(order_id: str, tracking: str) -> str:
+    """Return order id and tracking number; a digest of the tracking number when too long."""
+    key = f"{order_id.strip()}:{tracking.strip()}"
+    if len(key) <= SOURCE_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(tracking.strip().encode()).hexdigest()[:32]
+    return f"{order_id.strip()}:{digest}"
 
 
 def _request_status_label(status: str) -> str:
@@ -226,6 +253,7 @@ def once_shipments(ctx: click.Context, account_name: str | None) -> None:
             _echo_summary(summary)
             failures += summary.error is not None or summary.dead > 0 or summary.conflicts > 0
         failures += len(skipped)
+        warn_near_deadlines(job)
     if failures:
         ctx.exit(1)
 
@@ -320,17 +348,18 @@ def list_outbox(
         error = row.last_error_message or ""
         if row.last_error_code:
             error = f"{row.last_error_code}: {error}"
+        # Values an ERP wrote may hold rich markup such as "[b]"; they are shown as written.
         table.add_row(
             str(row.id),
             row.account,
-            row.order_id,
-            row.package_reference_id,
-            carrier,
-            row.tracking_number,
+            escape(row.order_id),
+            escape(row.package_reference_id),
+            escape(carrier),
+            escape(row.tracking_number),
             _state_label(row.state),
             str(row.attempts),
             format_time(row.deadline, short=True),
-            error or "-",
+            escape(error or "-"),
         )
     create_console().print(table)
 
@@ -362,13 +391,18 @@ def retry_outbox(
     if reference is not None:
         if all_dead:
             raise click.UsageError(_("--replace-package takes one row ID, not --all-dead."))
+        given = reference
         try:
-            reference = package_reference(reference)
+            reference = package_reference(given)
         except ValueError:
+            reference = ""
+        if not reference or len(reference) > REFERENCE_LENGTH:
             raise click.BadParameter(
-                _("{value!r} is not a positive whole number").format(value=reference),
+                _("{value!r} is not a positive whole number of at most {digits} digits").format(
+                    value=given, digits=REFERENCE_LENGTH
+                ),
                 param_hint="--replace-package",
-            ) from None
+            )
     settings = load_settings(ctx)
     with open_database(settings) as engine, engine.begin() as connection:
         if all_dead:
@@ -454,12 +488,12 @@ def list_rejected(ctx: click.Context, days: int) -> None:
     for row in rows:
         table.add_row(
             str(row.id),
-            f"{row.source_system}:{row.source_key}",
-            row.account,
-            row.amazon_order_id,
-            row.tracking_number or "-",
-            row.reject_code or "-",
-            row.reject_reason or "-",
+            escape(f"{row.source_system}:{row.source_key}"),
+            escape(row.account),
+            escape(row.amazon_order_id),
+            escape(row.tracking_number or "-"),
+            escape(row.reject_code or "-"),
+            escape(row.reject_reason or "-"),
         )
     create_console().print(table)
 

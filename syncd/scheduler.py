@@ -14,6 +14,7 @@ flight commits or rolls back, and the leases are released.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC
@@ -25,7 +26,7 @@ from syncd.db import accounts
 from syncd.jobs.context import JobContext
 from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import run_orders
-from syncd.jobs.shipments import accounts_with_shipments, run_shipments
+from syncd.jobs.shipments import accounts_with_shipments, run_shipments, warn_near_deadlines
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +46,7 @@ class Dispatcher:
         )
         self.running: dict[int, Future[None]] = {}
         self.shipping: dict[int, Future[None]] = {}
+        self.shipping_started: dict[int, float] = {}  # account id -> monotonic start time
         self.leases = LeaseBook(ctx)
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
@@ -82,11 +84,20 @@ class Dispatcher:
         return self._start(due, self.running, self.pool, self.ctx.settings.max_workers, run_orders)
 
     def dispatch_shipments(self) -> int:
-        """Start the shipments job of accounts with requests or rows to send."""
+        """Start the shipments job of accounts with requests or rows to send.
+
+        The accounts started longest ago go first, so a few busy accounts cannot keep the
+        shipment workers from the others. Near deadlines are logged on every look.
+        """
         if self.ctx.stop.is_set():
             return 0
-        return self._start(
+        warn_near_deadlines(self.ctx)
+        candidates = sorted(
             accounts_with_shipments(self.ctx),
+            key=lambda account: self.shipping_started.get(account.id, 0.0),
+        )
+        return self._start(
+            candidates,
             self.shipping,
             self.ship_pool,
             self.ctx.settings.shipment_workers,
@@ -119,6 +130,8 @@ class Dispatcher:
                 continue
             with self._lock:
                 running[account.id] = pool.submit(self._work, account, running, job)
+                if running is self.shipping:
+                    self.shipping_started[account.id] = time.monotonic()
             started += 1
         return started
 

@@ -33,13 +33,20 @@ def _big_id() -> sa.types.TypeEngine[object]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+def _binary_string(length: int) -> sa.types.TypeEngine[object]:
+    return sa.String(length=length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "syncd_shipment_requests",
         sa.Column("id", _big_id(), autoincrement=True, nullable=False),
         sa.Column("contract_version", sa.Integer(), server_default="1", nullable=False),
-        sa.Column("source_system", sa.String(length=64), nullable=False),
-        sa.Column("source_key", sa.String(length=128), nullable=False),
+        # Compared byte for byte on MariaDB/MySQL: keys that differ in case stay two requests.
+        sa.Column("source_system", _binary_string(64), nullable=False),
+        sa.Column("source_key", _binary_string(128), nullable=False),
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("amazon_order_id", sa.String(length=64), nullable=False),
         sa.Column("carrier", sa.String(length=100), nullable=True),

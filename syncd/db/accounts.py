@@ -32,7 +32,10 @@ REAUTH_REQUIRED = "reauth_required"
 ACCESS_DENIED = "access_denied"
 # Amazon refuses one of the account's includedData sets that it took before.
 DATASET_UNAVAILABLE = "dataset_unavailable"
-STATUSES = (ACTIVE, REAUTH_REQUIRED, ACCESS_DENIED, DATASET_UNAVAILABLE)
+# Amazon refused confirmShipment (403) while orders may still be read; set and cleared by
+# the shipments job only, so a successful orders run does not hide it.
+SHIPMENTS_DENIED = "shipments_denied"
+STATUSES = (ACTIVE, REAUTH_REQUIRED, ACCESS_DENIED, DATASET_UNAVAILABLE, SHIPMENTS_DENIED)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, String, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from syncd.db.models import ShipmentRequest, table_of
@@ -40,7 +40,7 @@ class RequestRow:
     carrier_name: str | None
     shipping_method: str | None
     tracking_number: str | None
-    shipped_at: datetime | None
+    shipped_at: datetime | None  # None also when the stored value is not a date and time
     shipped_at_zone: str | None
     items: str | None
     status: str
@@ -48,10 +48,38 @@ class RequestRow:
     reject_reason: str | None
     outbox_id: int | None
     processed_at: datetime | None
+    shipped_at_text: str | None = None  # the stored value as text, for error messages
+
+
+def _requests() -> Any:
+    """Select every column, ``shipped_at`` as text.
+
+    ERPs write this table with their own tools: SQLite takes any text in a DATETIME column
+    and MariaDB stores 0000-00-00 for an invalid date, either of which would make the
+    driver fail on the whole row. Read as text, a bad value rejects only its request.
+    """
+    columns = [column for column in _REQUESTS.columns if column.name != "shipped_at"]
+    return select(*columns, cast(_REQUESTS.c.shipped_at, String).label("shipped_at"))
+
+
+def _parse_wall_clock(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
 
 
 def _row(mapping: Any) -> RequestRow:
-    return RequestRow(**{name: mapping[name] for name in RequestRow.__dataclass_fields__})
+    values = {
+        name: mapping[name]
+        for name in RequestRow.__dataclass_fields__
+        if name not in ("shipped_at", "shipped_at_text")
+    }
+    text = mapping["shipped_at"]
+    text = None if text is None else str(text)
+    return RequestRow(shipped_at=_parse_wall_clock(text), shipped_at_text=text, **values)
 
 
 def insert_request(connection: Connection, values: Mapping[str, Any]) -> tuple[RequestRow, bool]:
@@ -65,7 +93,7 @@ def insert_request(connection: Connection, values: Mapping[str, Any]) -> tuple[R
         savepoint.rollback()
         created = False
     found = connection.execute(
-        select(_REQUESTS).where(
+        _requests().where(
             _REQUESTS.c.source_system == values["source_system"],
             _REQUESTS.c.source_key == values["source_key"],
         )
@@ -80,7 +108,7 @@ def new_requests(connection: Connection, account: str, limit: int) -> list[Reque
     Account names match without case, as everywhere in syncd (names are stored lower case).
     """
     query = (
-        select(_REQUESTS)
+        _requests()
         .where(
             _REQUESTS.c.status == NEW,
             func.lower(func.trim(_REQUESTS.c.account)) == account.strip().lower(),
@@ -129,7 +157,7 @@ def reject_unknown_accounts(
     connection: Connection, known: set[str], reason: str, now: datetime
 ) -> list[RequestRow]:
     """Reject new requests that name no account (``known``: lower-case names); return them."""
-    query = select(_REQUESTS).where(_REQUESTS.c.status == NEW)
+    query = _requests().where(_REQUESTS.c.status == NEW)
     stray = [
         _row(row._mapping)
         for row in connection.execute(query)
@@ -151,7 +179,7 @@ def reject_unknown_accounts(
 
 def get_request(connection: Connection, request_id: int) -> RequestRow | None:
     """Return one request, or None."""
-    found = connection.execute(select(_REQUESTS).where(_REQUESTS.c.id == request_id)).first()
+    found = connection.execute(_requests().where(_REQUESTS.c.id == request_id)).first()
     return None if found is None else _row(found._mapping)
 
 
@@ -160,7 +188,7 @@ def rejected_requests(
 ) -> list[RequestRow]:
     """Return requests rejected since ``since``, newest first."""
     query = (
-        select(_REQUESTS)
+        _requests()
         .where(_REQUESTS.c.status == REJECTED, _REQUESTS.c.processed_at >= since)
         .order_by(_REQUESTS.c.id.desc())
         .limit(limit)

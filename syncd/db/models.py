@@ -23,7 +23,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from syncd.db.types import LocalDateTime, LongText, Money, UtcDateTime
 
@@ -59,6 +61,13 @@ class Base(DeclarativeBase):
     """Declarative base of syncd's tables."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def BinaryString(length: int) -> TypeEngine[str]:  # noqa: N802 - reads like a column type
+    """VARCHAR compared byte for byte: ``utf8mb4_bin`` on MariaDB/MySQL, as is elsewhere."""
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 def table_of(model: type[Base]) -> Table:
@@ -253,8 +262,10 @@ class ShipmentRequest(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     contract_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    source_system: Mapped[str] = mapped_column(String(64))  # who asks: "wms", "erp", "cli" …
-    source_key: Mapped[str] = mapped_column(String(128))  # unique per source_system
+    # Who asks ("wms", "erp", "cli" …) and its own key, unique together. Compared byte for
+    # byte on MariaDB/MySQL too, so keys that differ in case or accents stay two requests.
+    source_system: Mapped[str] = mapped_column(BinaryString(64))
+    source_key: Mapped[str] = mapped_column(BinaryString(128))
     account: Mapped[str] = mapped_column(String(64))  # syncd account name
     amazon_order_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     carrier: Mapped[str | None] = mapped_column(String(100))  # as the WMS writes it

@@ -208,12 +208,3 @@ def count_orders(connection: Connection, account_id: int) -> int:
     """Return how many orders of the account are stored."""
     query = select(func.count()).select_from(_ORDERS).where(_ORDERS.c.account_id == account_id)
     return int(connection.execute(query).scalar_one())
-
-
-def stored_order_json(connection: Connection, account_id: int, order_id: str) -> str | None:
-    """Return an order's stored raw JSON (Amazon's order without PII), or None."""
-    query = select(_ORDERS.c.raw_json).where(
-        _ORDERS.c.account_id == account_id, _ORDERS.c.order_id == order_id
-    )
-    value = connection.execute(query).scalar_one_or_none()
-    return None if value is None else str(value)

@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from syncd.amazon.shipments import PackageItem
-from syncd.db.models import Account, OutboxEntry, table_of
+from syncd.db.models import Account, Lease, OutboxEntry, table_of
 
 _OUTBOX = table_of(OutboxEntry)
 _ACCOUNTS = table_of(Account)
+_LEASES = table_of(Lease)
 
 PENDING = "pending"
 SENDING = "sending"
@@ -396,28 +397,34 @@ def cancel_row(connection: Connection, row_id: int, now: datetime) -> bool:
 
 
 def accounts_with_due_rows(connection: Connection, now: datetime) -> list[int]:
-    """Return the ids of accounts that have rows to send or to verify now."""
+    """Return the ids of accounts that have rows to send or to verify now.
+
+    That includes rows still claimed by a process that no longer holds the account's lease
+    (it died or lost the lease): the next holder releases them at the start of its run
+    instead of waiting for the claims to expire.
+    """
     verify_due = and_(
         _OUTBOX.c.state == DELIVERED,
         _OUTBOX.c.verified_at.is_(None),
         _OUTBOX.c.next_attempt_at <= now,
     )
     query = select(_OUTBOX.c.account_id).where(or_(_due(now), verify_due)).distinct()
-    return sorted(int(value) for value in connection.execute(query).scalars())
-
-
-def accounts_near_deadline(connection: Connection, now: datetime, warning: timedelta) -> set[int]:
-    """Return the ids of accounts with unfinished rows whose deadline is within ``warning``."""
-    query = (
+    found = {int(value) for value in connection.execute(query).scalars()}
+    orphaned = (
         select(_OUTBOX.c.account_id)
+        .join_from(_OUTBOX, _LEASES, _LEASES.c.account_id == _OUTBOX.c.account_id, isouter=True)
         .where(
-            _OUTBOX.c.state.in_(UNFINISHED_STATES),
-            _OUTBOX.c.deadline.is_not(None),
-            _OUTBOX.c.deadline <= now + warning,
+            _OUTBOX.c.state == SENDING,
+            or_(
+                _LEASES.c.owner.is_(None),
+                _LEASES.c.expires_at < now,
+                _LEASES.c.owner != _OUTBOX.c.claimed_by,
+            ),
         )
         .distinct()
     )
-    return {int(value) for value in connection.execute(query).scalars()}
+    found.update(int(value) for value in connection.execute(orphaned).scalars())
+    return sorted(found)
 
 
 @dataclass
@@ -491,13 +498,13 @@ def summarize(
 
 
 def near_deadline(
-    connection: Connection, account_id: int, now: datetime, warning: timedelta
+    connection: Connection, now: datetime, warning: timedelta, limit: int = 1000
 ) -> list[OutboxRow]:
-    """Return the account's unfinished rows whose deadline is within ``warning``."""
+    """Return unfinished rows of every account whose deadline is within ``warning``."""
     query = _select().where(
-        _OUTBOX.c.account_id == account_id,
         _OUTBOX.c.state.in_(UNFINISHED_STATES),
         _OUTBOX.c.deadline.is_not(None),
         _OUTBOX.c.deadline <= now + warning,
     )
-    return [_row(row._mapping) for row in connection.execute(query.order_by(_OUTBOX.c.deadline))]
+    query = query.order_by(_OUTBOX.c.deadline).limit(limit)
+    return [_row(row._mapping) for row in connection.execute(query)]

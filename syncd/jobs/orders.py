@@ -173,7 +173,9 @@ class _OrdersRun:
     def _record(self, next_run: datetime, seconds: float) -> None:
         summary = self.summary
         with self.ctx.engine.begin() as connection:
-            if summary.result == runs.SUCCEEDED and self.account.status != accounts.ACTIVE:
+            # A refusal of shipment confirmations is the shipments job's to clear.
+            keep = (accounts.ACTIVE, accounts.SHIPMENTS_DENIED)
+            if summary.result == runs.SUCCEEDED and self.account.status not in keep:
                 accounts.set_status(
                     connection, self.account.id, accounts.ACTIVE, None, self.ctx.now()
                 )

@@ -19,7 +19,6 @@ One run of one account, whose lease this process holds:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -27,18 +26,23 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import pydantic
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from syncd import errors
 from syncd.amazon.models.orders import Order
+from syncd.amazon.operations import CONFIRM_SHIPMENT
 from syncd.amazon.orders import OrdersClient
 from syncd.amazon.retry import RetryPolicy
-from syncd.amazon.shipments import Package, ShipmentsClient, is_already_fulfilled
+from syncd.amazon.shipments import (
+    SHIP_DATE_TOLERANCE,
+    Package,
+    ShipmentsClient,
+    is_already_fulfilled,
+)
 from syncd.db import accounts, intake, outbox
 from syncd.db.accounts import AccountRecord
 from syncd.db.order_rows import build_rows
-from syncd.db.orders import store_orders, stored_order_json
+from syncd.db.orders import store_orders
 from syncd.i18n import gettext as _
 from syncd.jobs.context import JobContext
 from syncd.jobs.leasing import fenced
@@ -145,6 +149,7 @@ class _ShipmentsRun:
         )
         self.carriers = carrier_map(ctx)
         self.sent = 0  # rows sent in this run, both delivery steps together
+        self.fetched: dict[str, Order] = {}  # orders fetched by this run's intake
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -166,7 +171,6 @@ class _ShipmentsRun:
             self._take_requests()
             self._deliver()
             self._verify()
-            self._warn_near_deadline()
         except errors.StoppedError:
             self.summary.error = "stopped"
         except errors.InvalidGrantError as exc:
@@ -174,7 +178,7 @@ class _ShipmentsRun:
         except errors.AccessDeniedError as exc:
             # Amazon refuses this seller's confirmations (a missing role, a suspended
             # account): every row would get the same 403, so all of them wait.
-            self._stop_account(exc, accounts.ACCESS_DENIED, postpone=ACCESS_DENIED_DELAY)
+            self._stop_account(exc, accounts.SHIPMENTS_DENIED, postpone=ACCESS_DENIED_DELAY)
         except (errors.SyncdError, SQLAlchemyError) as exc:
             self.summary.error = str(exc).splitlines()[0]
             self.log.error("shipments_run_failed", error=self.summary.error)
@@ -185,7 +189,10 @@ class _ShipmentsRun:
             ctx.client.remove_listener(counter)
         summary = self.summary
         summary.api_calls = counter.calls
-        event = self.log.info if summary.busy else self.log.debug
+        if summary.error is not None and summary.error != "stopped":
+            event = self.log.error
+        else:
+            event = self.log.info if summary.busy else self.log.debug
         event(
             "shipments_run_finished",
             accepted=summary.accepted,
@@ -228,6 +235,11 @@ class _ShipmentsRun:
                 self._take_request(request)
             except (errors.StoppedError, errors.InvalidGrantError, errors.LeaseLostError):
                 raise
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                # A value no check above foresaw; only this request is rejected.
+                self.log.exception("shipment_request_unreadable", intake_id=request.id)
+                reason = _("the request could not be read: {error}").format(error=repr(exc)[:300])
+                self._reject(request, RejectedError("bad_request", reason))
             except (errors.ApiError, errors.AuthError) as exc:
                 # Amazon could not give the order now: the request stays new for the next run.
                 # Several failures in a row look like an outage, so the rest wait too.
@@ -250,7 +262,7 @@ class _ShipmentsRun:
             return
         try:
             parsed = parse_request(request, self.carriers, self.ctx.client.clock.now())
-            order = self._order_for(request.amazon_order_id, need_fresh=not parsed.items)
+            order = self._order_for(request.amazon_order_id)
             check_order(order)
         except RejectedError as rejection:
             self._reject(request, rejection)
@@ -258,6 +270,10 @@ class _ShipmentsRun:
         except errors.RecordError as exc:
             reason = _("Amazon's order could not be read: {error}").format(error=exc)
             self._reject(request, RejectedError("order_unreadable", reason))
+            return
+        except errors.RequestError as exc:
+            # syncd would not even send the getOrder (an order id such as "." or a slash).
+            self._reject(request, RejectedError("unknown_order", exc.reason))
             return
         for attempt in (1, 2):
             try:
@@ -329,26 +345,23 @@ class _ShipmentsRun:
             reason=rejection.reason,
         )
 
-    def _order_for(self, order_id: str, *, need_fresh: bool) -> Order:
-        """Return the order from syncd's tables, or fetch it when that is not enough.
+    def _order_for(self, order_id: str) -> Order:
+        """Return Amazon's current order, fetched once per run for all its requests.
 
-        The stored copy is enough when the account's searches bring packages and fulfilment
-        (then a missing ``packages`` means none) and the request names its items.
+        Always from getOrder, never from syncd's stored copy: the copy may be minutes or hours
+        old, and a package confirmed in Seller Central since then would get the same
+        reference as the new one, which Amazon takes as an edit that replaces the seller's
+        package. The outbox rows of the order, read with the lock when the row is written,
+        cover what this run enqueued after the fetch.
 
         Raises:
             RejectedError: Amazon does not know the order for this seller.
         """
-        datasets = set(self.account.included_data)
-        if not need_fresh and set(ORDER_DATASETS) <= datasets:
-            with self.ctx.engine.begin() as connection:
-                raw = stored_order_json(connection, self.account.id, order_id)
-            if raw is not None:
-                try:
-                    return _with_packages(Order.model_validate(json.loads(raw)))
-                except pydantic.ValidationError:
-                    pass  # an older copy that no longer parses: ask Amazon
+        cached = self.fetched.get(order_id)
+        if cached is not None:
+            return cached
         try:
-            return _with_packages(self._fetch_order(order_id))
+            order = _with_packages(self._fetch_order(order_id))
         except errors.FatalApiError as exc:
             # Only a 404 says the order does not exist. A 400 may be Amazon refusing one of
             # the account's includedData sets, so the request is deferred, not rejected.
@@ -360,6 +373,8 @@ class _ShipmentsRun:
                     ),
                 ) from None
             raise
+        self.fetched[order_id] = order
+        return order
 
     def _fetch_order(self, order_id: str) -> Order:
         """getOrder with packages; the fetched version is stored like any other."""
@@ -408,6 +423,19 @@ class _ShipmentsRun:
     def _send(self, row: outbox.OutboxRow) -> None:
         if self.ctx.stop.is_set():
             raise errors.StoppedError("confirmShipment")
+        ahead = row.ship_date - self.ctx.client.clock.now()
+        if ahead > SHIP_DATE_TOLERANCE:
+            # The warehouse's clock runs ahead of Amazon's (or the ship time was typed for
+            # later today). Amazon rejects a future ship date, so the row waits until then.
+            wait = ahead + SHIP_DATE_TOLERANCE
+            early = errors.RequestError(
+                CONFIRM_SHIPMENT.name,
+                _("the ship date {date} lies ahead of Amazon's clock; sent after it").format(
+                    date=row.ship_date.isoformat()
+                ),
+            )
+            self._record_retry(row, early, delay=wait)
+            return
         package = Package(
             package_reference_id=row.package_reference_id,
             carrier=_carrier(row),
@@ -449,7 +477,7 @@ class _ShipmentsRun:
             sent_at=now,
             next_attempt_at=now + VERIFY_FIRST_DELAY,
         )
-        if self.account.status == accounts.ACCESS_DENIED:
+        if self.account.status == accounts.SHIPMENTS_DENIED:
             # Amazon takes this seller's confirmations again.
             with self.ctx.engine.begin() as connection:
                 accounts.set_status(connection, self.account.id, accounts.ACTIVE, None, now)
@@ -509,7 +537,7 @@ class _ShipmentsRun:
         wait = delay or timedelta(seconds=self.backoff.delay(attempts))
         now = self.ctx.now()
         code = getattr(exc, "error_code", None) or _status_text(exc)
-        message = getattr(exc, "error_message", None) or str(exc)
+        message = getattr(exc, "error_message", None) or getattr(exc, "reason", None) or str(exc)
         with fenced(self.ctx, self.account) as connection:
             kept = outbox.finish(
                 connection,
@@ -650,34 +678,6 @@ class _ShipmentsRun:
                 verify_attempts=attempts,
             )
 
-    # -- deadlines -------------------------------------------------------------------------------
-
-    def _warn_near_deadline(self) -> None:
-        hours = self.ctx.settings.shipment_deadline_warning
-        with self.ctx.engine.begin() as connection:
-            rows = outbox.near_deadline(
-                connection, self.account.id, self.ctx.now(), timedelta(hours=hours)
-            )
-        now = time.monotonic()
-        with _warned_lock:
-            for row_id, at in list(_warned.items()):
-                if now - at >= DEADLINE_WARNING_EVERY:
-                    del _warned[row_id]
-        for row in rows:
-            with _warned_lock:
-                last = _warned.get(row.id)
-                if last is not None and now - last < DEADLINE_WARNING_EVERY:
-                    continue
-                _warned[row.id] = now
-            self.log.warning(
-                "shipment_deadline_near",
-                outbox_id=row.id,
-                amazon_order_id=row.order_id,
-                state=row.state,
-                deadline=_iso(row.deadline),
-                error=row.last_error_message,
-            )
-
 
 class _Counter:
     def __init__(self, account: AccountRecord) -> None:
@@ -717,13 +717,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def accounts_with_shipments(ctx: JobContext) -> list[AccountRecord]:
-    """Return the accounts with shipment work now: new requests, due rows, near deadlines.
+    """Return the accounts with shipment work now: new requests, or rows to send or verify.
 
     Requests that name no account are rejected here, since no account's run would see them.
     Accounts that need re-authorization are left out until an operator repairs them.
     """
     now = ctx.now()
-    warning = timedelta(hours=ctx.settings.shipment_deadline_warning)
     with ctx.engine.begin() as connection:
         known = {account.name: account for account in accounts.list_accounts(connection)}
         stray = intake.reject_unknown_accounts(
@@ -734,7 +733,6 @@ def accounts_with_shipments(ctx: JobContext) -> list[AccountRecord]:
         )
         names = intake.accounts_with_new_requests(connection)
         busy = set(outbox.accounts_with_due_rows(connection, now))
-        busy |= outbox.accounts_near_deadline(connection, now, warning)
     for request in stray:
         log.warning(
             "shipment_request_rejected",
@@ -751,3 +749,35 @@ def accounts_with_shipments(ctx: JobContext) -> list[AccountRecord]:
         if account.status != accounts.REAUTH_REQUIRED
         and (account.name in names or account.id in busy)
     ]
+
+
+def warn_near_deadlines(ctx: JobContext) -> int:
+    """Log each unfinished shipment whose ship-by deadline is near, at most once an hour.
+
+    Dead, conflict and backing-off rows count too: they are the ones an operator must see.
+    The dispatcher calls this on every look for shipments; it returns how many it logged.
+    """
+    warning = timedelta(hours=ctx.settings.shipment_deadline_warning)
+    with ctx.engine.begin() as connection:
+        rows = outbox.near_deadline(connection, ctx.now(), warning)
+    now = time.monotonic()
+    logged = 0
+    with _warned_lock:
+        for row_id, at in list(_warned.items()):
+            if now - at >= DEADLINE_WARNING_EVERY:
+                del _warned[row_id]
+        for row in rows:
+            if row.id in _warned:
+                continue
+            _warned[row.id] = now
+            log.warning(
+                "shipment_deadline_near",
+                account=row.account,
+                outbox_id=row.id,
+                amazon_order_id=row.order_id,
+                state=row.state,
+                deadline=_iso(row.deadline),
+                error=row.last_error_message,
+            )
+            logged += 1
+    return logged

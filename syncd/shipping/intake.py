@@ -23,11 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.amazon.models.orders import FULFILLED_BY_AMAZON, Order
-from syncd.amazon.shipments import (
-    SHIP_DATE_TOLERANCE,
-    PackageItem,
-    next_package_reference,
-)
+from syncd.amazon.shipments import PackageItem, next_package_reference
 from syncd.db import intake as intake_store
 from syncd.db.intake import RequestRow
 from syncd.db.outbox import ACTIVE_STATES, OutboxRow
@@ -37,6 +33,9 @@ from syncd.shipping.carriers import Carrier, CarrierMap
 # Order-level programs whose orders do not take a confirmShipment from the seller.
 SHIP_PLUS = "FBM_SHIP_PLUS"
 EASY_SHIP = "AMAZON_EASY_SHIP"
+# A ship time up to this far ahead is taken (a warehouse clock running fast); the outbox
+# holds the row until Amazon's clock passes it. Beyond it the time zone is likely wrong.
+FUTURE_TOLERANCE = timedelta(hours=1)
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2}):?([0-5]\d)?$", re.IGNORECASE)
 
 
@@ -107,19 +106,26 @@ def ship_time_utc(local: datetime, zone_name: str) -> datetime:
         RejectedError: the zone is unknown or the time does not exist in it.
     """
     zone = parse_zone(zone_name)
-    if local.tzinfo is not None:
-        return local.astimezone(UTC)
-    aware = local.replace(tzinfo=zone, fold=0)
-    if isinstance(zone, ZoneInfo):
-        there_and_back = aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-        if there_and_back != local:
-            raise RejectedError(
-                "bad_ship_date",
-                _("shipped_at {time} does not exist in {zone} (a daylight saving gap)").format(
-                    time=local.isoformat(sep=" "), zone=zone_name
-                ),
-            )
-    return aware.astimezone(UTC)
+    try:
+        if local.tzinfo is not None:
+            return local.astimezone(UTC)
+        aware = local.replace(tzinfo=zone, fold=0)
+        utc = aware.astimezone(UTC)
+        there_and_back = utc.astimezone(zone).replace(tzinfo=None)
+    except OverflowError:
+        # 0001-01-01 (a .NET DateTime.MinValue) or 9999-12-31 leave the datetime range.
+        raise RejectedError(
+            "bad_ship_date",
+            _("shipped_at {time} is not a real ship time").format(time=local.isoformat(sep=" ")),
+        ) from None
+    if isinstance(zone, ZoneInfo) and there_and_back != local:
+        raise RejectedError(
+            "bad_ship_date",
+            _("shipped_at {time} does not exist in {zone} (a daylight saving gap)").format(
+                time=local.isoformat(sep=" "), zone=zone_name
+            ),
+        )
+    return utc
 
 
 def parse_items(text: str | None) -> tuple[RequestedItem, ...]:
@@ -133,7 +139,7 @@ def parse_items(text: str | None) -> tuple[RequestedItem, ...]:
         return ()
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raw = None
     if not isinstance(raw, list):
         raise RejectedError("bad_items", _bad_items(text))
@@ -198,13 +204,28 @@ def parse_request(request: RequestRow, carriers: CarrierMap, now: datetime) -> P
                 "as the WMS names it (such as 云途 or UPS) or fill carrier_name"
             ),
         )
+    order_id = request.amazon_order_id.strip()
+    if order_id in ("", ".", ".."):
+        raise RejectedError(
+            "unknown_order",
+            _("amazon_order_id {value!r} is not an Amazon order id").format(
+                value=request.amazon_order_id
+            ),
+        )
+    if request.shipped_at is None and request.shipped_at_text is not None:
+        raise RejectedError(
+            "bad_ship_date",
+            _("shipped_at {value!r} is not a date and time such as 2026-12-04 15:30:00").format(
+                value=request.shipped_at_text
+            ),
+        )
     if request.shipped_at is None or not (request.shipped_at_zone or "").strip():
         raise RejectedError(
             "missing_ship_date",
             _("shipped_at and shipped_at_zone are both needed (for example Asia/Shanghai)"),
         )
     ship_date = ship_time_utc(request.shipped_at, request.shipped_at_zone or "")
-    if ship_date > now + SHIP_DATE_TOLERANCE:
+    if ship_date > now + FUTURE_TOLERANCE:
         raise RejectedError(
             "ship_date_in_future",
             _(

@@ -10,7 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from syncd.db import intake
+from syncd.db.models import ShipmentRequest, table_of
+from syncd.i18n import gettext as _
 from syncd.shipping.intake import request_values
+
+_COLUMNS = table_of(ShipmentRequest).columns
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def submit_shipment(
     it cannot be sent.
 
     Raises:
-        ValueError: ``shipped_at`` has no time zone.
+        ValueError: ``shipped_at`` has no time zone, or a value is longer than its column.
     """
     values = request_values(
         account=account,
@@ -58,6 +62,19 @@ def submit_shipment(
         carrier_name=carrier_name,
         shipping_method=shipping_method,
     )
+    _check_lengths(values)
     with engine.begin() as connection:
         row, created = intake.insert_request(connection, values)
     return Submitted(row, created)
+
+
+def _check_lengths(values: Mapping[str, Any]) -> None:
+    """Raise ValueError for text longer than its column, which a database would cut or refuse."""
+    for name, value in values.items():
+        limit = getattr(_COLUMNS[name].type, "length", None)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            raise ValueError(
+                _("{field} is longer than {limit} characters: {value!r}").format(
+                    field=name, limit=limit, value=value[:120]
+                )
+            )

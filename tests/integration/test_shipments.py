@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from syncd.db import intake, outbox
 from syncd.jobs.context import build_context
+from syncd.jobs.orders import run_orders
 from syncd.jobs.shipments import run_shipments
 from tests.integration.orders_support import US, JobWorld
 from tests.integration.shipments_support import (
@@ -555,24 +556,24 @@ def test_unmapped_carrier_goes_as_other(world: JobWorld) -> None:
     assert summary[account.id].carrier_other == 1
 
 
-def test_no_fresh_order_when_stored(world: JobWorld) -> None:
-    from syncd.jobs.orders import run_orders  # noqa: PLC0415
-
+def test_intake_reads_amazon_order_once(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
-    order = new_order(world, account)
-    # Ten minutes later the order lies inside the orders job's window, which ends two
-    # minutes and a margin before Amazon's now.
+    order = new_order(world, account, (1, 1))
+    # Ten minutes later the order lies inside the orders job's window, so syncd has a copy.
     world.sandbox.state.advance_clock(600)
     run_orders(world.ctx, account)
     assert order["orderId"] in world.stored_orders(account)
-    item = order["orderItems"][0]
-    request(world, account, order, items=[{"order_item_id": item["orderItemId"], "quantity": 1}])
+    first, second = (item["orderItemId"] for item in order["orderItems"])
+    request(world, account, order, tracking="1ZA", items=[{"order_item_id": first, "quantity": 1}])
+    request(world, account, order, tracking="1ZB", items=[{"order_item_id": second, "quantity": 1}])
     before = len(world.sandbox.state.calls(operation="getOrder"))
 
-    run_shipments(world.ctx, account)
+    summary = run_shipments(world.ctx, account)
 
-    assert len(world.sandbox.state.calls(operation="getOrder")) == before
-    assert outbox_rows(world)[0].state == outbox.DELIVERED
+    # The stored copy may be stale, so intake asks Amazon, once for both requests.
+    assert len(world.sandbox.state.calls(operation="getOrder")) == before + 1
+    assert summary.delivered == 2
+    assert sorted(row.package_reference_id for row in outbox_rows(world)) == ["1", "2"]
 
 
 def test_deadline_near_is_counted(world: JobWorld) -> None:
@@ -603,7 +604,7 @@ def test_access_denied_pauses_the_account(world: JobWorld) -> None:
     assert {row.state for row in rows} == {outbox.PENDING}
     later = datetime.now(UTC) + timedelta(minutes=50)
     assert all(row.next_attempt_at is not None and row.next_attempt_at > later for row in rows)
-    assert world.account("acme-na").status == "access_denied"
+    assert world.account("acme-na").status == "shipments_denied"
 
 
 def test_getorder_outage_spares_due_rows(world: JobWorld) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import update
 
 from syncd.db import leases, outbox
@@ -16,16 +15,6 @@ LEASES = table_of(Lease)
 DEAD_OWNER = "dead-host:4242:0123456789ab"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "accounts_with_shipments counts a sending row as due only when its claim expires "
-        "(SYNCD_SHIPMENT_CLAIM_SECONDS, 600 s by default), not when the claiming process's "
-        "lease has expired (SYNCD_LEASE_SECONDS, 300 s), so release_claims never runs for an "
-        "account whose only open rows a dead process claimed; seen in the shipments crash "
-        "harness as 'claims expired by the harness'"
-    ),
-)
 def test_dead_process_claims_are_due(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
     now = datetime.now(UTC)

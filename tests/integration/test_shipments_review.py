@@ -1,7 +1,9 @@
-"""Shipment intake and outbox cases that syncd gets wrong, each shown by a failing test.
+"""Shipment intake and outbox cases that a review found syncd getting wrong, now fixed.
 
 Every test here states the behaviour that docs/shipments.md or Amazon's confirmShipment rules
-require. A test fails while the bug it describes is present.
+require: odd ERP rows reject only their own request, a stale stored order never decides a
+package reference, busy accounts cannot starve others, and operator tables show ERP text as
+written.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def test_unparsable_ship_time_spares_others(world: JobWorld) -> None:
 
 
 def test_stale_copy_overwrites_hand_package(world: JobWorld) -> None:
-    """The reference comes from syncd's stored order, which lacks a package added since."""
+    """The reference comes from Amazon's order, not from a stored copy missing a newer package."""
     account = world.add_account("acme-na", "na", US)
     order = new_order(world, account, (2, 1))
     world.sandbox.state.advance_clock(600)
@@ -181,7 +183,7 @@ def test_stale_copy_overwrites_hand_package(world: JobWorld) -> None:
 
 
 def test_stale_pending_copy_not_final(world: JobWorld) -> None:
-    """A final pending_order verdict from syncd's copy, while Amazon has released the order."""
+    """syncd's stored copy says pending, while Amazon has released the order."""
     account = world.add_account("acme-na", "na", US)
     order = new_order(world, account, (1,), status="PENDING")
     world.sandbox.state.advance_clock(600)
@@ -325,16 +327,16 @@ def test_ship_long_tracking_clear_error(
 
 
 def test_confirm_403_status_survives_orders_run(world: JobWorld) -> None:
-    """A successful orders run hides that Amazon rejects every confirmation of the account."""
+    """A successful orders run keeps the status that shows Amazon rejecting confirmations."""
     account = world.add_account("acme-na", "na", US)
     request(world, account, new_order(world, account))
     world.sandbox.state.add_fault({"operation": "confirmShipment", "kind": "access_denied"})
     run_shipments(world.ctx, account)
-    assert world.account("acme-na").status == "access_denied"
+    assert world.account("acme-na").status == "shipments_denied"
 
     world.sandbox.state.advance_clock(600)
     run_orders(world.ctx, world.account("acme-na"))
 
-    assert world.account("acme-na").status == "access_denied"
+    assert world.account("acme-na").status == "shipments_denied"
     [entry] = outbox_rows(world)
     assert entry.state == outbox.PENDING
