@@ -90,8 +90,8 @@ def render(
         (
             "- Requests: per order, about 45 % split by item into two requests (two packages), "
             "30 % one request listing its items by SKU, the rest one request without items "
-            "(the whole order, which needs a fresh getOrder). They are written in one wave per "
-            "kill, before the rounds."
+            "(the whole order). They are written in one wave per kill, before the rounds. The "
+            "intake reads each order with getOrder once per run."
         ),
         (
             f"- Episodes of {args.kills_per_episode} kills, each with a fresh sandbox (seeds "

@@ -8,15 +8,13 @@ The harness plays an operator whose server dies again and again while shipments 
    three units each.
 2. It migrates the database with ``syncd db upgrade``, adds the account with
    ``syncd account add`` (the refresh token on standard input) and runs ``syncd once orders``
-   once, so that syncd's tables hold the orders and a request that names its items needs no
-   getOrder. The sandbox starts ten minutes behind and sets its clock right before that run,
-   so the orders are ten minutes old: syncd reads only orders updated at least two minutes
-   and a margin before now.
+   once, so that syncd's tables hold the orders, as a running daemon's would. The sandbox
+   starts ten minutes behind and sets its clock right before that run, so the orders are ten
+   minutes old: syncd reads only orders updated at least two minutes and a margin before now.
 3. It writes the shipment requests into the intake, as an ERP would, in waves: one wave
    before each of the first rounds, so that later rounds also find requests to check. An
-   order is shipped whole (a request without items, which needs a fresh getOrder), in one
-   request that lists its items by SKU, or split by item into two requests, so that it gets
-   two packages.
+   order is shipped whole (a request without items), in one request that lists its items by
+   SKU, or split by item into two requests, so that it gets two packages.
 4. Each round starts ``syncd once shipments``, or sometimes the daemon ``syncd run``, as a
    subprocess and sends it SIGKILL after a random delay (seeded). The delays are drawn from
    the running times seen so far, so that kills land at start-up, during intake and during
@@ -555,9 +553,11 @@ class _Harness(HarnessBase):
             return outbox.list_rows(connection, account=ACCOUNT, limit=100_000)
 
     def _requests(self) -> list[intake.RequestRow]:
+        """Return every intake row, read the way syncd reads them."""
         with self.engine.begin() as connection:
-            found = connection.execute(select(_REQUESTS).order_by(_REQUESTS.c.id))
-            return [intake.RequestRow(**_request_fields(row._mapping)) for row in found]
+            ids = connection.execute(select(_REQUESTS.c.id).order_by(_REQUESTS.c.id)).scalars()
+            found = [intake.get_request(connection, request_id) for request_id in list(ids)]
+        return [request for request in found if request is not None]
 
     def _settled(self) -> bool:
         return not self._open_work()
@@ -900,10 +900,6 @@ def _package_differences(
                     f"{amazon!r}, outbox row {row.id} {ours!r}"
                 )
     return found
-
-
-def _request_fields(mapping: Any) -> dict[str, Any]:
-    return {name: mapping[name] for name in intake.RequestRow.__dataclass_fields__}
 
 
 def _event_time(event: dict[str, Any]) -> datetime:
