@@ -1,33 +1,36 @@
 """Shipment delivery under Amazon's quotas: 1,000 tracking numbers through the daemon.
 
 The sandbox runs in its own process with quotas on (confirmShipment 2 requests per second,
-burst 10; getOrder 0.5 per second, burst 30, at speed 1). For each database:
+burst 10; getOrder 0.5 per second, burst 30, at speed 1). For each database and case:
 
 1. The sandbox gets one NA seller's new unshipped merchant orders (one or two items of one or
-   two units), created through the control API. ``syncd db upgrade``, ``syncd account add``
-   and ``syncd once orders`` store them, so a request that names its items is checked
-   against syncd's copy and needs no getOrder.
-2. ``--shipments`` requests, one per order with its items by order item id, are written into
-   the intake through ``syncd.shipping.submit.submit_shipment``. The sandbox's call log is
-   emptied.
+   two units), created through the control API, and ``syncd db upgrade``,
+   ``syncd account add`` and ``syncd once orders`` store them.
+2. The shipments are written, one per order:
+
+   - outbox: ``--shipments`` rows put straight into the outbox with
+     ``syncd.db.outbox.enqueue``, as the intake writes them (reference 1, every item). This
+     measures delivery alone, because the intake reads every order with getOrder (once per
+     order and run), which would make the getOrder plan the limit.
+   - intake, items given: ``--intake`` requests naming their items by order item id, written
+     with ``syncd.shipping.submit.submit_shipment``.
+   - intake, whole order: ``--intake`` requests without items.
+
 3. ``syncd run`` starts as a subprocess (SYNCD_SHIPMENTS_INTERVAL=1) and the database is polled
    every second until every outbox row is delivered; then the daemon gets SIGTERM. Its CPU
    time and peak RSS come from the kernel's accounting of the child (``os.wait4``).
-4. The call log gives the wall time from the first to the last confirmShipment 204, which is
-   compared with the plan's floor: the burst at once, then one call per 1/rate seconds,
-   ``(shipments - 10) / 2`` s at speed 1. It also gives the 429 responses.
+4. The sandbox's call log gives the wall time from the first getOrder or confirmShipment
+   call to the last confirmShipment 204, and the 429 responses. The time is compared with the
+   plans' floor (see :meth:`Measurement.floor`).
 
-A second, smaller case writes ``--whole-order`` requests that name no items: each needs a
-fresh getOrder, whose plan is slower (the burst of 30, then one call every 2 s).
-
-Usage: python bench/shipments_throughput.py [--shipments N] [--whole-order N]
-       [--speed F] [--server-speed F] [--database sqlite|postgresql|mariadb|all] [--no-write]
+Usage: python bench/shipments_throughput.py [--shipments N] [--intake N] [--speed F]
+       [--server-speed F] [--database sqlite|postgresql|mariadb|all] [--no-write]
 
 ``--speed`` is the quota speed factor for SQLite (default 1, Amazon's real rates), and
 ``--server-speed`` the one for PostgreSQL and MariaDB (default 1). At a speed factor above 1
-the plans refill faster, so wall times and rates are not Amazon's. PostgreSQL and MariaDB are named
-by SYNCD_TEST_POSTGRESQL_URL and SYNCD_TEST_MARIADB_URL; a database whose variable is not set
-is skipped. Writes its section of bench/RESULTS.md unless --no-write is given.
+the plans refill faster, so wall times and rates are not Amazon's. PostgreSQL and MariaDB are
+named by SYNCD_TEST_POSTGRESQL_URL and SYNCD_TEST_MARIADB_URL; a database whose variable is not
+set is skipped. Writes its section of bench/RESULTS.md unless --no-write is given.
 """
 
 from __future__ import annotations
@@ -58,9 +61,11 @@ from bench.results import (  # noqa: E402
     url_variable,
     write_section,
 )
+from syncd.amazon.shipments import PackageItem  # noqa: E402
 from syncd.db import outbox  # noqa: E402
 from syncd.db.engine import create_db_engine  # noqa: E402
-from syncd.db.models import OutboxEntry, table_of  # noqa: E402
+from syncd.db.models import Account, OutboxEntry, table_of  # noqa: E402
+from syncd.jobs.shipments import INTAKE_BATCH  # noqa: E402
 from syncd.sandbox.external import ExternalSandbox  # noqa: E402
 from syncd.shipping.submit import submit_shipment  # noqa: E402
 from tests.conftest import reset_database  # noqa: E402
@@ -80,16 +85,22 @@ CONFIRM_RATE, CONFIRM_BURST = 2.0, 10
 GET_ORDER_RATE, GET_ORDER_BURST = 0.5, 30
 POLL_SECONDS = 1.0
 _OUTBOX = table_of(OutboxEntry)
+_ACCOUNTS = table_of(Account)
+
+
+OUTBOX = "outbox"
+ITEMS_GIVEN = "intake, items given"
+WHOLE_ORDER = "intake, whole order"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One delivery to measure: how many requests, whether they name items, at which speed."""
+    """One delivery to measure: how the shipments are written, how many, at which speed."""
 
     database: str
     url: str
+    kind: str  # OUTBOX, ITEMS_GIVEN or WHOLE_ORDER
     shipments: int
-    whole_order: bool
     speed: float
 
 
@@ -98,7 +109,7 @@ class Measurement:
     """One delivery run of the daemon."""
 
     database: str
-    case: str  # "items given" or "whole order"
+    case: str  # OUTBOX, ITEMS_GIVEN or WHOLE_ORDER
     shipments: int
     speed: float
     delivered: int
@@ -115,12 +126,17 @@ class Measurement:
 
     @property
     def floor(self) -> float:
-        """Seconds of wall time the plans allow at the least, at this speed factor."""
-        confirm = max(0, self.shipments - CONFIRM_BURST) / (CONFIRM_RATE * self.speed)
-        if self.case == "items given":
-            return confirm
+        """Seconds of wall time the plans allow at the least, at this speed factor.
+
+        Outbox rows: the confirmShipment burst at once, then one call per 1/rate seconds.
+        Intake: one getOrder per order, burst first, and after the last getOrder the
+        confirmations of the last intake batch, which a run sends only after checking it.
+        """
+        if self.case == OUTBOX:
+            return max(0, self.shipments - CONFIRM_BURST) / (CONFIRM_RATE * self.speed)
         fetch = max(0, self.shipments - GET_ORDER_BURST) / (GET_ORDER_RATE * self.speed)
-        return fetch + confirm
+        last_batch = min(self.shipments, INTAKE_BATCH)
+        return fetch + max(0, last_batch - CONFIRM_BURST) / (CONFIRM_RATE * self.speed)
 
 
 def prepare(case: Case, work_dir: Path) -> tuple[ExternalSandbox, dict[str, str], Engine]:
@@ -129,7 +145,7 @@ def prepare(case: Case, work_dir: Path) -> tuple[ExternalSandbox, dict[str, str]
     sandbox.__enter__()
     database = case.url
     if case.database == "SQLite":
-        database = f"sqlite:///{work_dir / f'{case.shipments}-{case.whole_order}.sqlite3'}"
+        database = f"sqlite:///{work_dir / f'{case.kind}-{case.shipments}.sqlite3'}"
     reset_database(database)
     env = command_environment(
         database,
@@ -157,8 +173,19 @@ def prepare(case: Case, work_dir: Path) -> tuple[ExternalSandbox, dict[str, str]
     add_synced_account(control, syncd)
     engine = create_db_engine(database)
     stored = stored_orders(engine)
-    if not case.whole_order and stored != case.shipments:
+    if stored != case.shipments:
         raise SystemExit(f"syncd once orders stored {stored} of {case.shipments} orders")
+    if case.kind == OUTBOX:
+        enqueue_rows(engine, orders)
+    else:
+        write_requests(engine, orders, with_items=case.kind == ITEMS_GIVEN)
+    control.delete("/calls").raise_for_status()
+    control.close()
+    return sandbox, env, engine
+
+
+def write_requests(engine: Engine, orders: list[dict[str, Any]], *, with_items: bool) -> None:
+    """Write one intake request per order, as an ERP would."""
     shipped_at = datetime.now(UTC) - timedelta(minutes=5)
     for number, order in enumerate(orders):
         items = [
@@ -174,11 +201,40 @@ def prepare(case: Case, work_dir: Path) -> tuple[ExternalSandbox, dict[str, str]
             shipped_at=shipped_at,
             source_system="bench",
             source_key=f"{order['orderId']}:{number}",
-            items=None if case.whole_order else items,
+            items=items if with_items else None,
         )
-    control.delete("/calls").raise_for_status()
-    control.close()
-    return sandbox, env, engine
+
+
+def enqueue_rows(engine: Engine, orders: list[dict[str, Any]]) -> None:
+    """Put one pending outbox row per order, with every item, as the intake would."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        account_id = connection.execute(
+            select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.name == ACCOUNT)
+        ).scalar_one()
+        for number, order in enumerate(orders):
+            window = order["fulfillment"].get("shipByWindow") or {}
+            deadline = window.get("latestDateTime")
+            outbox.enqueue(
+                connection,
+                outbox.NewShipment(
+                    account_id=int(account_id),
+                    marketplace_id=order["salesChannel"]["marketplaceId"],
+                    order_id=order["orderId"],
+                    package_reference_id="1",
+                    carrier_code="UPS",
+                    carrier_name=None,
+                    shipping_method=None,
+                    tracking_number=f"1ZBENCH{number:011d}",
+                    ship_date=now - timedelta(minutes=5),
+                    items=tuple(
+                        PackageItem(item["orderItemId"], int(item["quantityOrdered"]))
+                        for item in order["orderItems"]
+                    ),
+                    deadline=None if deadline is None else parse_time(deadline),
+                ),
+                now,
+            )
 
 
 def deliver(
@@ -233,11 +289,9 @@ def measure(case: Case, work_dir: Path) -> Measurement:
     sandbox, env, engine = prepare(case, work_dir)
     count, speed = case.shipments, case.speed
     try:
-        floor = (count - CONFIRM_BURST) / CONFIRM_RATE / speed
-        if case.whole_order:
-            floor += (count - GET_ORDER_BURST) / GET_ORDER_RATE / speed
-        log = work_dir / f"{case.database}-{count}-{case.whole_order}.log"
-        wall, cpu, rss = deliver(engine, env, count, timeout=2 * floor + 600, log=log)
+        slowest = min(CONFIRM_RATE, GET_ORDER_RATE) * speed
+        log = work_dir / f"{case.database}-{case.kind}-{count}.log"
+        wall, cpu, rss = deliver(engine, env, count, timeout=3 * count / slowest + 600, log=log)
         delivered = _delivered(engine)
         confirms = _calls(sandbox, "confirmShipment")
         fetches = _calls(sandbox, "getOrder")
@@ -249,7 +303,7 @@ def measure(case: Case, work_dir: Path) -> Measurement:
     first_call = min(parse_time(call["wall_time"]) for call in [*confirms, *fetches])
     result = Measurement(
         database=case.database,
-        case="whole order" if case.whole_order else "items given",
+        case=case.kind,
         shipments=count,
         speed=speed,
         delivered=delivered,
@@ -266,7 +320,8 @@ def measure(case: Case, work_dir: Path) -> Measurement:
     )
     print(
         f"{case.database} {result.case}: {delivered} delivered, first to last 204 "
-        f"{result.first_to_last_204:.1f} s (floor {result.floor:.1f} s), "
+        f"{result.first_to_last_204:.1f} s, first call to last 204 "
+        f"{result.first_call_to_last_204:.1f} s (floor {result.floor:.1f} s), "
         f"{result.confirm_throttled} confirmShipment 429s, CPU {cpu:.1f} s, RSS {rss:.0f} MiB",
         flush=True,
     )
@@ -295,16 +350,19 @@ def render(
             "the orders job when it is due."
         ),
         (
-            "- Items given: one request per order naming its items by order item id. Whole "
-            "order: requests without items, each checked against a fresh getOrder; the intake "
-            "of a run takes every new request before its delivery starts."
+            "- Cases, one shipment per order: outbox, rows put straight into the outbox as the "
+            "intake writes them (measures delivery alone); intake, items given, requests naming "
+            "their items by order item id; intake, whole order, requests without items. The "
+            "intake reads each order with getOrder (once per order and run) and checks at most "
+            f"{INTAKE_BATCH} requests per run, then sends what it enqueued."
         ),
         (
-            "- Floor: what the plans allow at the least. Items given: (shipments − 10) / 2 s. "
-            "Whole order: (shipments − 30) / 0.5 s of getOrder for the intake, plus the "
-            "confirmShipment floor. Divided by the speed factor. First to last: for items "
-            "given from the first to the last confirmShipment 204; for whole order from the "
-            "first getOrder. CPU and peak RSS: the daemon process, from start to stop."
+            "- Floor: what the plans allow at the least, divided by the speed factor. Outbox: "
+            "(shipments − 10) / 2 s. Intake: (shipments − 30) / 0.5 s of getOrder, plus "
+            f"(min(shipments, {INTAKE_BATCH}) − 10) / 2 s for the last batch's confirmations. "
+            "First to last: outbox from the first to the last confirmShipment 204, intake from "
+            "the first getOrder. CPU and peak RSS: the daemon process, from start to stop, "
+            "including start-up, verification and any orders run."
         ),
         "",
         (
@@ -315,7 +373,7 @@ def render(
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        span = r.first_to_last_204 if r.case == "items given" else r.first_call_to_last_204
+        span = r.first_to_last_204 if r.case == OUTBOX else r.first_call_to_last_204
         lines.append(
             f"| {r.database} | {r.case} | {r.speed:g} | {r.shipments} | {r.delivered} "
             f"| {span:.1f} s | {r.floor:.1f} s | {(span / r.floor - 1) * 100:+.1f} % "
@@ -342,8 +400,10 @@ def render(
 def main() -> int:
     """Run the benchmark and print (and record) its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shipments", type=int, default=1000, help="requests with items")
-    parser.add_argument("--whole-order", type=int, default=100, help="requests without items")
+    parser.add_argument("--shipments", type=int, default=1000, help="outbox rows to deliver")
+    parser.add_argument(
+        "--intake", type=int, default=100, help="requests per intake case; 0 skips them"
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="quota speed factor, SQLite")
     parser.add_argument(
         "--server-speed", type=float, default=1.0, help="quota speed factor, PostgreSQL, MariaDB"
@@ -367,10 +427,13 @@ def main() -> int:
                 print(skipped[-1], flush=True)
                 continue
             speed = args.speed if name == "SQLite" else args.server_speed
-            results.append(measure(Case(name, url, args.shipments, False, speed), work_dir))
-            if args.whole_order:
-                whole = Case(name, url, args.whole_order, True, speed)
-                results.append(measure(whole, work_dir))
+            cases = [Case(name, url, OUTBOX, args.shipments, speed)]
+            if args.intake:
+                cases += [
+                    Case(name, url, ITEMS_GIVEN, args.intake, speed),
+                    Case(name, url, WHOLE_ORDER, args.intake, speed),
+                ]
+            results += [measure(case, work_dir) for case in cases]
             if name != "SQLite":
                 reset_database(url)  # leave the server's database empty again
 
