@@ -45,7 +45,7 @@ ACTIVE_STATES = (PENDING, SENDING, DELIVERED)
 # Rows that still need Amazon to learn something, for deadline warnings.
 UNFINISHED_STATES = (PENDING, SENDING, DEAD, CONFLICT)
 # A claim reads this many candidates per row it wants, so it still finds free rows when
-# another worker holds some of the earliest ones.
+# another worker has locked some of the earliest ones.
 _CANDIDATES_PER_CLAIM = 4
 # How many times a delivered row is looked for in the order's packages before syncd warns.
 MAX_VERIFY_ATTEMPTS = 5

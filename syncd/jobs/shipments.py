@@ -3,18 +3,21 @@
 One run of one account, whose lease this process holds:
 
 1. Rows that an earlier holder of the lease left claimed are made due again.
-2. Intake: each new request of the account is parsed and checked against the order (from
-   syncd's tables, or a fresh getOrder when the order is unknown, lacks package data or the
-   request names no items), then enqueued with a new ``packageReferenceId``, or rejected
-   with a code and a reason, one request per transaction.
-3. Delivery: due rows are claimed a few at a time, earliest ship-by deadline first, and sent
-   with confirmShipment. Each outcome is recorded together with the state it leads to:
-   204 delivered; 429, 5xx and timeouts back to pending after a backoff; other 4xx dead
-   with Amazon's code and message; "already fulfilled" settled by the order's packages.
-4. Verification: delivered rows are looked for in the order's packages (getOrder with
+2. Delivery: due rows are claimed a few at a time, earliest ship-by deadline first, and sent
+   with confirmShipment. Each outcome is recorded together with the state it leads to.
+   A 204 means delivered. A 429, 5xx or timeout puts the row back to pending after a
+   backoff. Any other 4xx makes it dead with Amazon's code and message, and "already
+   fulfilled" is settled by the order's packages.
+3. Intake: up to INTAKE_BATCH new requests are parsed and checked against Amazon's current
+   order (one getOrder per order and run). Each is enqueued with a new
+   ``packageReferenceId`` or rejected with a code and a reason, in its own transaction.
+4. Delivery again, for the rows intake just made.
+5. Verification: delivered rows are looked for in the order's packages (getOrder with
    PACKAGES), using only getOrder quota that is free now, so verification never slows
    delivery. The fetched order is stored too, so syncd's copy shows the shipment.
-5. Shipments near their deadline and not yet on Amazon are logged as warnings.
+
+Deadline warnings come from :func:`warn_near_deadlines`, which the dispatcher calls for all
+accounts at once.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ MAX_DEFERRED_IN_A_ROW = 3  # getOrder failures in a row that end the intake step
 VERIFY_FIRST_DELAY = timedelta(seconds=30)
 # How long a row waits after Amazon refused the account (403) before it is tried again.
 ACCESS_DENIED_DELAY = timedelta(hours=1)
-# Datasets every getOrder of this job asks for, beyond the account's own.
+# Datasets that every getOrder of this job requests, beyond the account's own.
 ORDER_DATASETS = ("FULFILLMENT", "PACKAGES")
 _warned: dict[int, float] = {}  # outbox id -> monotonic time of its last deadline warning
 _warned_lock = threading.Lock()
@@ -77,7 +80,7 @@ DEADLINE_WARNING_EVERY = 3600.0  # seconds between two warnings about the same r
 
 @dataclass
 class ShipmentsSummary:
-    """What one run did, for the log line and ``syncd once shipments``."""
+    """Counts of one run, for its log line and ``syncd once shipments``."""
 
     account: str
     accepted: int = 0
