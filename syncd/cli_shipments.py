@@ -37,6 +37,7 @@ from syncd.status import ShipmentFigures
 CLI_SOURCE = "cli"
 SOURCE_KEY_LENGTH = 128  # the length of syncd_shipment_requests.source_key
 REFERENCE_LENGTH = 32  # the length of syncd_outbox.package_reference_id
+ORDER_ID_LENGTH = 64  # the length of syncd_shipment_requests.amazon_order_id
 REJECTED_SHOWN_DAYS = 7  # the default of "outbox rejected --days"
 
 
@@ -158,6 +159,14 @@ def ship(
 ) -> None:
     items = _parse_items(sku_items, "sku") + _parse_items(id_items, "order_item_id")
     shipped_at = _parse_ship_date(ship_date)
+    order_id = order_id.strip()
+    if not order_id or len(order_id) > ORDER_ID_LENGTH:
+        raise click.BadParameter(
+            _("{value!r} is not an Amazon order id such as 113-0000000-0000036").format(
+                value=order_id
+            ),
+            param_hint="ORDER_ID",
+        )
     settings = load_settings(ctx)
     with open_database(settings) as engine:
         with engine.begin() as connection:
@@ -245,6 +254,7 @@ def once_shipments(ctx: click.Context, account_name: str | None) -> None:
             wanted = accounts.normalize_name(account_name)
             chosen = [account for account in chosen if account.name == wanted]
         if not chosen:
+            warn_near_deadlines(job)
             click.echo(_("No shipment is waiting."))
             return
         skipped: list[str] = []
@@ -261,13 +271,14 @@ def once_shipments(ctx: click.Context, account_name: str | None) -> None:
 def _echo_summary(summary: ShipmentsSummary) -> None:
     click.echo(
         _(
-            "{account}: requests accepted {accepted}, rejected {rejected}; shipments delivered "
-            "{delivered}, retry later {retried}, dead {dead}, conflict {conflicts}; verified "
-            "{verified}; API calls {calls}."
+            "{account}: requests accepted {accepted}, rejected {rejected}, waiting for Amazon "
+            "{deferred}; shipments delivered {delivered}, retry later {retried}, dead {dead}, "
+            "conflict {conflicts}; verified {verified}; API calls {calls}."
         ).format(
             account=summary.account,
             accepted=summary.accepted,
             rejected=summary.rejected,
+            deferred=summary.deferred,
             delivered=summary.delivered,
             retried=summary.retried,
             dead=summary.dead,
@@ -521,7 +532,7 @@ def print_outbox_status(figures: ShipmentFigures, names: dict[int, str]) -> None
         entry = by_name.get(name, outbox.OutboxSummary())
         oldest = None if entry.oldest_pending is None else figures.now - entry.oldest_pending
         table.add_row(
-            name,
+            escape(name),
             str(figures.new_requests.get(name, 0)),
             str(entry.depth),
             format_duration(oldest),

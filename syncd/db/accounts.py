@@ -5,7 +5,12 @@ An account's status decides whether the daemon works on it:
 - ``active``: due runs happen;
 - ``reauth_required``: LWA rejected the refresh token (``invalid_grant``); nothing runs until
   the seller authorizes again and ``syncd account add --replace`` stores the new token;
-- ``access_denied``: Amazon returned 403 (a missing role), so runs are tried again hourly.
+- ``access_denied``: Amazon returned 403 to the orders job (a missing role), so its runs are
+  tried again hourly;
+- ``dataset_unavailable``: Amazon refused one includedData set, so the search is sent again
+  every 30 minutes;
+- ``shipments_denied``: Amazon returned 403 to confirmShipment; orders still sync, and the
+  account's shipments wait an hour at a time until a confirmation succeeds.
 """
 
 from __future__ import annotations

@@ -103,26 +103,44 @@ def insert_request(connection: Connection, values: Mapping[str, Any]) -> tuple[R
 
 
 def new_requests(connection: Connection, account: str, limit: int) -> list[RequestRow]:
-    """Return an account's unprocessed requests, oldest first.
+    """Return an account's unprocessed requests: never tried first, then least recently tried.
 
-    Account names match without case, as everywhere in syncd (names are stored lower case).
+    Account names match without case and surrounding spaces, as everywhere in syncd (names
+    are stored lower case).
     """
     query = (
         _requests()
         .where(
             _REQUESTS.c.status == NEW,
-            func.lower(func.trim(_REQUESTS.c.account)) == account.strip().lower(),
+            func.lower(func.trim(_REQUESTS.c.account)) == normalize_account(account),
         )
-        .order_by(_REQUESTS.c.id)
+        .order_by(_REQUESTS.c.processed_at.is_not(None), _REQUESTS.c.processed_at, _REQUESTS.c.id)
         .limit(limit)
     )
     return [_row(row._mapping) for row in connection.execute(query)]
 
 
+def normalize_account(name: str) -> str:
+    """Return an account name as the intake compares it: lower case, spaces trimmed.
+
+    Only spaces, as SQL's TRIM removes them, so Python and the database agree on every row.
+    """
+    return name.strip(" ").lower()
+
+
+def mark_tried(connection: Connection, request_id: int, now: datetime) -> None:
+    """Record when syncd last tried a request that stays new (``processed_at``)."""
+    connection.execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == NEW)
+        .values(processed_at=now)
+    )
+
+
 def accounts_with_new_requests(connection: Connection) -> set[str]:
     """Return the account names, in lower case, that unprocessed requests name."""
     query = select(_REQUESTS.c.account).where(_REQUESTS.c.status == NEW).distinct()
-    return {str(name).strip().lower() for name in connection.execute(query).scalars()}
+    return {normalize_account(str(name)) for name in connection.execute(query).scalars()}
 
 
 def accept(connection: Connection, request_id: int, outbox_id: int, now: datetime) -> None:
@@ -161,7 +179,7 @@ def reject_unknown_accounts(
     stray = [
         _row(row._mapping)
         for row in connection.execute(query)
-        if str(row.account).strip().lower() not in known
+        if normalize_account(str(row.account)) not in known
     ]
     if stray:
         connection.execute(
@@ -201,7 +219,7 @@ def count_new(connection: Connection) -> dict[str, int]:
     counts: dict[str, int] = {}
     query = select(_REQUESTS.c.account).where(_REQUESTS.c.status == NEW)
     for name in connection.execute(query).scalars():
-        key = str(name).strip().lower()
+        key = normalize_account(str(name))
         counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -213,6 +231,6 @@ def count_rejected(connection: Connection, since: datetime) -> dict[str, int]:
         _REQUESTS.c.status == REJECTED, _REQUESTS.c.processed_at >= since
     )
     for name in connection.execute(query).scalars():
-        key = str(name).strip().lower()
+        key = normalize_account(str(name))
         counts[key] = counts.get(key, 0) + 1
     return counts

@@ -55,6 +55,7 @@ from syncd.shipping.intake import (
     RejectedError,
     allocate_reference,
     check_order,
+    check_ship_date,
     choose_items,
     left_to_ship,
     parse_request,
@@ -106,6 +107,7 @@ class ShipmentsSummary:
                 self.dead,
                 self.conflicts,
                 self.verified,
+                self.deferred,
             )
         )
 
@@ -205,6 +207,7 @@ class _ShipmentsRun:
             dead=summary.dead,
             conflicts=summary.conflicts,
             verified=summary.verified,
+            deferred=summary.deferred,
             api_calls=summary.api_calls,
             duration_ms=round((time.monotonic() - started) * 1000),
             error=summary.error,
@@ -248,6 +251,10 @@ class _ShipmentsRun:
                 # Several failures in a row look like an outage, so the rest wait too.
                 deferred_in_a_row += 1
                 self.summary.deferred += 1
+                with self.ctx.engine.begin() as connection:
+                    # To the back of the queue, so a request that keeps failing does not
+                    # hold up newer ones.
+                    intake.mark_tried(connection, request.id, self.ctx.now())
                 self.log.warning(
                     "shipment_request_deferred",
                     intake_id=request.id,
@@ -265,8 +272,9 @@ class _ShipmentsRun:
             return
         try:
             parsed = parse_request(request, self.carriers, self.ctx.client.clock.now())
-            order = self._order_for(request.amazon_order_id)
+            order = self._order_for(request.amazon_order_id.strip())
             check_order(order)
+            check_ship_date(order, parsed.ship_date)
         except RejectedError as rejection:
             self._reject(request, rejection)
             return

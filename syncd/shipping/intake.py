@@ -1,15 +1,17 @@
 """From an intake request to a package: parse, check against the order, allocate a reference.
 
-Everything here is pure: the shipments job supplies the request, the order (Amazon's latest
-version, from syncd's tables or a fresh getOrder) and the outbox rows the order already has.
-A request that cannot become a package raises :class:`RejectedError` with a stable code for the
-ERP and a reason for the operator.
+Everything here is pure: the shipments job supplies the request, Amazon's current order
+(from getOrder) and the outbox rows the order already has. A request that cannot become a
+package raises :class:`RejectedError` with a stable code for the ERP and a reason for the
+operator.
 
-The reasons, in the order they are checked: the contract version; a missing tracking number;
-a blank carrier (or ``Other`` without a name); a missing, zone-less or future ship time;
-unreadable items; an order that Amazon ships (FBA), that Ship+ or Easy Ship handles, that is
-cancelled or still pending; items that are not the order's; quantities beyond what is left to
-ship.
+:func:`parse_request` checks, in this order: the contract version, the tracking number, the
+carrier (``Other`` needs a name), the order id, the ship time and its zone (not more than an
+hour ahead), and the items JSON. Then, with the order: :func:`check_order` rejects orders
+that Amazon ships (FBA), that Ship+ or Easy Ship handles, and cancelled or pending ones;
+:func:`check_ship_date` rejects a ship time before the order was placed; and
+:func:`choose_items` rejects items that are not the order's and quantities beyond what is
+left to ship.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ EASY_SHIP = "AMAZON_EASY_SHIP"
 # A ship time up to this far ahead is taken (a warehouse clock running fast); the outbox
 # holds the row until Amazon's clock passes it. Beyond it the time zone is likely wrong.
 FUTURE_TOLERANCE = timedelta(hours=1)
+# A ship time this much before the order's creation still passes: clocks differ.
+SHIP_BEFORE_ORDER_TOLERANCE = timedelta(hours=1)
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2}):?([0-5]\d)?$", re.IGNORECASE)
 
 
@@ -264,6 +268,21 @@ def check_order(order: Order) -> None:
     if status in ("PENDING", "PENDING_AVAILABILITY"):
         raise RejectedError(
             "pending_order", _("the order is still pending; Amazon has not released it to ship")
+        )
+
+
+def check_ship_date(order: Order, ship_date: datetime) -> None:
+    """Reject a ship time before the order was placed (a wrong zone or a placeholder date).
+
+    Raises:
+        RejectedError: ``bad_ship_date``.
+    """
+    if ship_date < order.created_time - SHIP_BEFORE_ORDER_TOLERANCE:
+        raise RejectedError(
+            "bad_ship_date",
+            _("the ship time {ship} is before the order was placed ({placed})").format(
+                ship=ship_date.isoformat(), placed=order.created_time.isoformat()
+            ),
         )
 
 

@@ -165,7 +165,7 @@ def test_beijing_time_becomes_utc(world: JobWorld) -> None:
     account = world.add_account("acme-na", "na", US)
     order = new_order(world, account)
     submitted = request(world, account, order)
-    local = (datetime.now(UTC) + timedelta(hours=8) - timedelta(hours=1)).replace(
+    local = (datetime.now(UTC) + timedelta(hours=8) - timedelta(minutes=30)).replace(
         tzinfo=None, microsecond=0
     )
     _set_request(world, submitted.request.id, shipped_at=local, shipped_at_zone="Asia/Shanghai")
@@ -697,3 +697,35 @@ def test_padded_account_name_matches(world: JobWorld) -> None:
     summary = run_shipments(world.ctx, account)
 
     assert summary.accepted == 1
+
+
+def test_ship_before_order_is_rejected(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account)
+    year_one = datetime(1, 1, 1, tzinfo=UTC)
+    submitted = request(world, account, order, shipped_at=year_one + timedelta(days=400))
+
+    run_shipments(world.ctx, account)
+
+    assert request_row(world, submitted.request.id).reject_code == "bad_ship_date"
+    assert confirm_calls(world) == []
+
+
+def test_failing_requests_go_to_back(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    stuck = [
+        request(world, account, new_order(world, account), tracking=f"1Z{n}") for n in range(3)
+    ]
+    fine = request(world, account, new_order(world, account), tracking="1ZFINE")
+    # Every attempt of the first three getOrder calls fails: three deferrals end intake.
+    world.sandbox.state.add_fault(
+        {"operation": "getOrder", "kind": "server_error", "status": 503, "count": 9}
+    )
+
+    summary = run_shipments(world.ctx, account)
+
+    assert summary.deferred == 3
+    assert request_row(world, fine.request.id).status == intake.NEW
+    with world.ctx.engine.begin() as connection:
+        queue = intake.new_requests(connection, account.name, 10)
+    assert [row.id for row in queue] == [fine.request.id, *(one.request.id for one in stuck)]
