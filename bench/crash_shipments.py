@@ -163,12 +163,10 @@ def render(
         lines += [
             "",
             (
-                "The job starts for an account only when it has new requests or due rows, and a "
-                "row claimed by a killed process is due only when its claim expires "
-                "(SYNCD_SHIPMENT_CLAIM_SECONDS, 600 s by default), although the killed "
-                "process's lease ends sooner (SYNCD_LEASE_SECONDS, 300 s). Until then those "
-                "rows wait, unless other work of the account starts the job, whose first step "
-                "releases them."
+                "Rows claimed by a killed process should be due once that process no longer "
+                "holds the account's lease, and the next run releases them at its start. A "
+                "count above 0 means some waited for their own claim to expire "
+                "(SYNCD_SHIPMENT_CLAIM_SECONDS, 600 s by default) instead."
             ),
         ]
     if skipped:

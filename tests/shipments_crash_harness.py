@@ -34,10 +34,10 @@ The harness plays an operator whose server dies again and again while shipments 
    now, as time passing would: pending rows whose backoff has not ended and delivered rows
    not yet verified. It also lets a minute pass for quota: the sandbox clock moves ahead and
    syncd's saved quota levels are dated a minute back, so the runs verify more than one order
-   each. When a run finds nothing to do while rows are still claimed by a killed process
-   (the job runs nothing for an account whose only unfinished rows are claimed that way),
+   each. Should a run find nothing to do while rows are still claimed by a killed process,
    the harness expires those claims, as ``SYNCD_SHIPMENT_CLAIM_SECONDS`` (600 s by default)
-   passing would, and counts the rows.
+   passing would, and counts the rows. syncd counts such rows as due once the claiming
+   process has lost the lease, so the count stays 0 unless that breaks.
 
 Then every request must be accepted, every outbox row delivered and verified, and for every
 order the sandbox's packages (``GET /_sandbox/orders/{orderId}/packages``) must be exactly the
