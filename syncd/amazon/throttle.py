@@ -25,6 +25,13 @@ from syncd.logs import get_logger
 
 log = get_logger(__name__)
 
+# Amazon counts a request when it arrives, one network latency after the client took its
+# token. A request slower on the way than the next one would make that one arrive before
+# Amazon's bucket has its token. So the client takes a token only while this many seconds
+# of refill remain in hand: the rate stays the same, every wait is this much longer, and
+# Amazon's bucket keeps that much ahead of the client's.
+LATENCY_MARGIN = 0.1  # seconds
+
 
 @dataclass(frozen=True)
 class UsagePlan:
@@ -122,6 +129,10 @@ class TokenBucket:
         self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
         self._updated = now
 
+    def _threshold(self) -> float:
+        """Tokens the bucket must hold before one is taken: one plus the latency margin."""
+        return min(self._burst, 1.0 + LATENCY_MARGIN * self._rate)
+
     def reserve(self, deadline: float | None = None) -> float | None:
         """Take one token and return how many seconds the caller must wait before using it.
 
@@ -131,7 +142,8 @@ class TokenBucket:
         with self._lock:
             now = self._clock()
             self._refill(now)
-            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
+            threshold = self._threshold()
+            wait = max(0.0, (threshold - self._tokens) / self._rate)
             if deadline is not None and now + wait > deadline:
                 return None
             self._tokens -= 1.0
@@ -141,7 +153,7 @@ class TokenBucket:
         """True when a token can be taken now without waiting."""
         with self._lock:
             self._refill(self._clock())
-            return self._tokens >= 1.0
+            return self._tokens >= self._threshold()
 
     def refund(self) -> None:
         """Give back a token whose request never reached Amazon."""

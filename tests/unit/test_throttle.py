@@ -9,6 +9,7 @@ import pytest
 from syncd.amazon.throttle import (
     DEFAULT_PLANS,
     FALLBACK_PLAN,
+    LATENCY_MARGIN,
     BucketLevel,
     BucketRegistry,
     TokenBucket,
@@ -24,7 +25,9 @@ def test_burst_then_sustained_rate() -> None:
 
     waits = [bucket.acquire() for _ in range(5)]
 
-    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[:2] == [0.0, 0.0]
+    # The burst's last token waits for the latency margin, then one token every 2 s.
+    assert waits[2] == pytest.approx(LATENCY_MARGIN)
     assert waits[3] == pytest.approx(2.0)
     assert waits[4] == pytest.approx(2.0)
 
@@ -33,10 +36,12 @@ def test_search_orders_plan_after_burst() -> None:
     time = FakeTime()
     bucket = TokenBucket(DEFAULT_PLANS["searchOrders"], clock=time.monotonic, sleep=time.sleep)
 
-    for _ in range(20):
+    for _ in range(19):
         assert bucket.acquire() == 0.0
+    last_of_burst = bucket.acquire()
     wait = bucket.acquire()
 
+    assert last_of_burst == pytest.approx(LATENCY_MARGIN)
     assert wait == pytest.approx(1 / 0.0056)
 
 
@@ -90,7 +95,7 @@ def test_drain_after_throttling_waits_a_full_interval() -> None:
 
     bucket.drain()
 
-    assert bucket.acquire() == pytest.approx(0.5)
+    assert bucket.acquire() == pytest.approx(0.5 + LATENCY_MARGIN)
 
 
 def test_buckets_are_per_account_region_and_operation() -> None:
@@ -122,7 +127,9 @@ def test_concurrent_callers_queue_up() -> None:
     for thread in threads:
         thread.join()
 
-    assert sorted(waits) == pytest.approx([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+    # One token per second after the burst, each the latency margin later.
+    expected = [0.0] + [k + LATENCY_MARGIN for k in range(9)]
+    assert sorted(waits) == pytest.approx(expected)
 
 
 def test_set_stop_event_takes_no_token() -> None:
@@ -133,7 +140,8 @@ def test_set_stop_event_takes_no_token() -> None:
 
     assert bucket.acquire(stop) is None
     assert bucket.acquire() == 0.0
-    assert bucket.acquire() == 0.0  # both burst tokens were still there
+    # Both burst tokens were still there: the second waits only the latency margin.
+    assert bucket.acquire() == pytest.approx(LATENCY_MARGIN)
 
 
 def test_stop_during_wait_gives_the_token_back() -> None:
@@ -191,7 +199,8 @@ def test_restore_refills_for_saved_age() -> None:
     bucket = registry.bucket("acme", "eu", "searchOrders")
     waits = [bucket.acquire() for _ in range(3)]
 
-    assert waits[:2] == [0.0, 0.0]
+    assert waits[0] == 0.0
+    assert waits[1] == pytest.approx(LATENCY_MARGIN)
     assert waits[2] == pytest.approx(2.0)
 
 
