@@ -25,14 +25,6 @@ SHIPMENTS = 12  # the burst of 10, then two calls paced at the plan's rate
 FIRST_CALL_DELAY = 0.06  # seconds: network latency of the first request above the others
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the client sends the first call after the burst the moment its own bucket has one "
-        "token again, with no margin for latency, so a first request slower on the way than "
-        "the eleventh makes the eleventh arrive before Amazon's bucket has refilled"
-    ),
-)
 def test_latency_jitter_causes_no_throttling(
     world: JobWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
