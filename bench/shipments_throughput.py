@@ -391,6 +391,17 @@ def render(
             "the same work per shipment."
         ),
     ]
+    if any(r.confirm_throttled for r in results):
+        lines += [
+            "",
+            (
+                "A confirmShipment 429 right after the burst comes from pacing without a "
+                "margin: syncd sends the eleventh call the moment its own bucket holds a token "
+                "again, and the sandbox counts the call when it arrives. When the first call "
+                "took longer on the way than the eleventh, the sandbox's token is not there "
+                "yet. tests/integration/test_shipments_pacing.py reproduces it."
+            ),
+        ]
     if skipped:
         lines.append("")
         lines += [f"- {note}" for note in skipped]
