@@ -39,8 +39,8 @@ The harness plays an operator whose server dies again and again while shipments 
    passing would, and counts the rows. syncd counts such rows as due once the claiming
    process has lost the lease, so the count stays 0 unless that breaks.
 
-Then every request must be accepted, every outbox row delivered and verified, and for every
-order the sandbox's packages (``GET /_sandbox/orders/{orderId}/packages``) must be exactly the
+Then every request must be accepted and every outbox row delivered and verified. For every
+order, the sandbox's packages (``GET /_sandbox/orders/{orderId}/packages``) must be exactly the
 outbox rows of that order: one package per row, with the row's reference, carrier, tracking
 number and items. Any failure raises :class:`ShipmentCrashError` naming the seed and the
 first difference, so the run can be repeated with the same seed.
