@@ -246,7 +246,7 @@ class Run(Base):
 
 
 class ShipmentRequest(Base):
-    """A shipment an ERP or WMS asks syncd to confirm: the intake contract, version 1.
+    """A shipment that an ERP or WMS requests syncd to confirm: the intake contract, version 1.
 
     The ERP inserts rows in its own transaction and fills only the columns above ``status``;
     syncd validates each new row and moves it into the outbox, or records why it rejected
@@ -262,7 +262,7 @@ class ShipmentRequest(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     contract_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # Who asks ("wms", "erp", "cli" …) and its own key, unique together. Compared byte for
+    # The requester ("wms", "erp", "cli" …) and its own key, unique together. Compared byte for
     # byte on MariaDB/MySQL too, so keys that differ in case or accents stay two requests.
     source_system: Mapped[str] = mapped_column(BinaryString(64))
     source_key: Mapped[str] = mapped_column(BinaryString(128))
@@ -285,7 +285,7 @@ class ShipmentRequest(Base):
 
 
 class OutboxEntry(Base):
-    """One package to confirm to Amazon, and where its delivery stands."""
+    """One package to confirm to Amazon, and the state of its delivery."""
 
     __tablename__ = "syncd_outbox"
     __table_args__ = (

@@ -174,7 +174,7 @@ class LeaseBook:
 
     @contextmanager
     def holding(self, account: AccountRecord) -> Iterator[bool]:
-        """Hold the lease for the ``with`` block; the value says whether it was obtained."""
+        """Hold the lease for the ``with`` block; the value is whether it was obtained."""
         taken = self.take(account)
         try:
             yield taken

@@ -115,7 +115,7 @@ class ShipmentsSummary:
 def run_shipments(ctx: JobContext, account: AccountRecord) -> ShipmentsSummary:
     """Run the shipments job once for ``account``; the caller holds its lease.
 
-    Never raises for a failure of the run itself: the summary's ``error`` says what stopped
+    Never raises for a failure of the run itself: the summary's ``error`` names what stopped
     it, and the rows keep their states for the next run.
     """
     return _ShipmentsRun(ctx, account).run()
@@ -374,7 +374,7 @@ class _ShipmentsRun:
         try:
             order = _with_packages(self._fetch_order(order_id))
         except errors.FatalApiError as exc:
-            # Only a 404 says the order does not exist. A 400 may be Amazon refusing one of
+            # Only a 404 means the order does not exist. A 400 may be Amazon refusing one of
             # the account's includedData sets, so the request is deferred, not rejected.
             if exc.status_code == 404:
                 raise RejectedError(
@@ -680,7 +680,7 @@ class _ShipmentsRun:
                 connection, row.id, now, verify_attempts=attempts, next_attempt_at=next_at
             )
         if give_up:
-            # Not sent again blindly: Amazon answered 204, and a resend only edits the package.
+            # Not sent again blindly: Amazon returned 204, and a resend only edits the package.
             self.log.error(
                 "shipment_unverified",
                 outbox_id=row.id,

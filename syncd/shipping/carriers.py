@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 OTHER = "Other"
 
-# Amazon's carrier codes syncd knows. Spelling and case are Amazon's and must be kept.
+# Amazon's carrier codes on syncd's list. Spelling and case are Amazon's and must be kept.
 AMAZON_CARRIER_CODES: tuple[str, ...] = (
     "4PX",
     "Amazon Shipping",

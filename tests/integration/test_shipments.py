@@ -268,7 +268,7 @@ def _ship_by_hand(world: JobWorld, account: Any, order: dict[str, Any], tracking
 
 
 def _enqueue_only(world: JobWorld, account: Any) -> None:
-    """Run intake but keep Amazon from answering, so rows stay pending."""
+    """Run intake but keep Amazon from accepting, so rows stay pending."""
     world.sandbox.state.add_fault(
         {"operation": "confirmShipment", "kind": "throttle", "count": 100}
     )
@@ -570,7 +570,7 @@ def test_intake_reads_amazon_order_once(world: JobWorld) -> None:
 
     summary = run_shipments(world.ctx, account)
 
-    # The stored copy may be stale, so intake asks Amazon, once for both requests.
+    # The stored copy may be stale, so intake reads Amazon's order, once for both requests.
     assert len(world.sandbox.state.calls(operation="getOrder")) == before + 1
     assert summary.delivered == 2
     assert sorted(row.package_reference_id for row in outbox_rows(world)) == ["1", "2"]

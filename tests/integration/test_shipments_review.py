@@ -183,7 +183,7 @@ def test_stale_copy_overwrites_hand_package(world: JobWorld) -> None:
 
 
 def test_stale_pending_copy_not_final(world: JobWorld) -> None:
-    """syncd's stored copy says pending, while Amazon has released the order."""
+    """syncd's stored copy shows pending, while Amazon has released the order."""
     account = world.add_account("acme-na", "na", US)
     order = new_order(world, account, (1,), status="PENDING")
     world.sandbox.state.advance_clock(600)
