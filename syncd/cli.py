@@ -12,6 +12,7 @@ from rich.table import Table
 from syncd import __version__, cli_base, config, errors, i18n, logs
 from syncd.amazon import marketplaces
 from syncd.cli_accounts import account_group, key_group
+from syncd.cli_bridge import bridge_group
 from syncd.cli_orders import once_group, quarantine_group, run_daemon, show_status
 from syncd.cli_shipments import outbox_group, ship
 from syncd.cli_support import create_console, load_settings
@@ -90,6 +91,7 @@ for command in (
     quarantine_group,
     ship,
     outbox_group,
+    bridge_group,
     sandbox_group,
 ):
     app.add_command(command)

@@ -6,11 +6,12 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 import click
 from rich.table import Table
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import cli_base, errors
@@ -24,6 +25,7 @@ from syncd.cli_support import (
     marketplace_label,
     open_database,
 )
+from syncd.config import Settings
 from syncd.db import accounts, quarantine, runs
 from syncd.db.engine import database_error_reason
 from syncd.i18n import gettext as _
@@ -33,7 +35,7 @@ from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
 from syncd.logs import get_logger
 from syncd.scheduler import Dispatcher
-from syncd.status import gather_shipments, gather_status
+from syncd.status import AccountStatus, ShipmentFigures, gather_shipments, gather_status
 
 log = get_logger(__name__)
 
@@ -222,17 +224,30 @@ def _say_when_next_due(records: list[accounts.AccountRecord]) -> None:
 )
 @click.pass_context
 def show_status(ctx: click.Context) -> None:
-    from syncd.cli_shipments import print_outbox_status  # noqa: PLC0415 - it imports this module
-
     settings = load_settings(ctx)
     now = utc_now()
     warning = timedelta(hours=settings.shipment_deadline_warning)
     with open_database(settings) as engine, engine.begin() as connection:
         statuses = gather_status(connection, now)
         shipments = gather_shipments(connection, now, warning)
+        if statuses:
+            print_status_tables(connection, settings, statuses, shipments, now)
     if not statuses:
         click.echo(_("No accounts yet; add one with 'syncd account add'."))
         return
+
+
+def print_status_tables(
+    connection: Connection,
+    settings: Settings,
+    statuses: list[AccountStatus],
+    shipments: ShipmentFigures,
+    now: datetime,
+) -> None:
+    """Print every table of ``syncd status``."""
+    from syncd.cli_bridge import print_bridge_status  # noqa: PLC0415 - it imports this module
+    from syncd.cli_shipments import print_outbox_status  # noqa: PLC0415
+
     console = create_console()
     accounts_table = Table(
         _("Account"),
@@ -284,6 +299,7 @@ def show_status(ctx: click.Context) -> None:
             )
     console.print(marketplaces_table)
     print_outbox_status(shipments, {status.account.id: status.account.name for status in statuses})
+    print_bridge_status(connection, settings, now)
     for status in statuses:
         last = status.last_run
         if status.account.status_reason:
@@ -387,7 +403,21 @@ def _retry_entry(
     job: JobContext, entry: quarantine.QuarantineEntry, account: accounts.AccountRecord
 ) -> bool:
     from syncd.amazon.orders import OrdersClient  # noqa: PLC0415
+    from syncd.bridge.projection import STREAM as ERP_STREAM  # noqa: PLC0415
+    from syncd.db import bridge_state  # noqa: PLC0415
 
+    if entry.stream == ERP_STREAM and entry.record_id is not None:
+        # The ERP rejected the order, not Amazon: write it into the ERP again.
+        with job.engine.begin() as connection:
+            pks = bridge_state.projected_pks(connection, account.id, [entry.record_id])
+            bridge_state.forget_outcome(connection, pks)
+        click.echo(
+            _(
+                "Entry {id}: order {order} is written into the ERP again at the next bridge "
+                "pass ('syncd once bridge' runs one now)."
+            ).format(id=entry.id, order=entry.record_id)
+        )
+        return True
     if entry.record_id is None:
         click.echo(
             _("Entry {id}: no order id to fetch; it stays open.").format(id=entry.id), err=True

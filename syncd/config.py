@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # Extra carrier names (as the WMS writes them) and the Amazon carrier code of each.
     carrier_map: dict[str, str] = Field(default_factory=dict)
 
+    # The bridge to the seller's own ERP/WMS tables (docs/mapping.md).
+    mapping_file: Path | None = None
+    erp_database_url: str | None = Field(default=None, repr=False)  # may hold a password
+    bridge_interval: float = Field(default=30.0, ge=1, le=3_600)  # seconds between passes
+    bridge_batch_size: int = Field(default=200, ge=1, le=5_000)  # rows per transaction
+    # Days after delivery (or cancellation) that buyer PII is kept; Amazon allows at most 30.
+    pii_retention_days: int = Field(default=30, ge=0, le=30)
+
     https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password
     http_connect_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
     http_read_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds
@@ -103,17 +111,14 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url  # noqa: PLC0415 - keep SQLAlchemy off the CLI's fast path
-        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+        return _checked_database_url(value)
 
-        from syncd.db.engine import check_database_url  # noqa: PLC0415
-
-        try:
-            make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(str(exc)) from exc
-        check_database_url(value)
-        return value
+    @field_validator("erp_database_url")
+    @classmethod
+    def _check_erp_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return _checked_database_url(value)
 
     @field_validator("carrier_map")
     @classmethod
@@ -140,6 +145,11 @@ class Settings(BaseSettings):
         """Return the configured base URL for ``region``, or None to use Amazon's host."""
         value: AnyHttpUrl | None = getattr(self, f"spapi_endpoint_{region}")
         return None if value is None else str(value).rstrip("/")
+
+    @property
+    def erp_url(self) -> str:
+        """The ERP database's URL: its own setting, else syncd's database."""
+        return self.erp_database_url or self.database_url
 
     def require_lwa_credentials(self) -> tuple[str, SecretStr]:
         """Return the LWA client id and secret, or raise naming the ones that are missing.
@@ -175,6 +185,20 @@ class Settings(BaseSettings):
         return problems
 
 
+def _checked_database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - keep SQLAlchemy off the CLI's fast path
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    from syncd.db.engine import check_database_url  # noqa: PLC0415
+
+    try:
+        make_url(value)
+    except ArgumentError as exc:
+        raise ValueError(str(exc)) from exc
+    check_database_url(value)
+    return value
+
+
 # The expected form of each setting, shown when its value is invalid.
 _EXPECTED: dict[str, str] = {
     "database_url": N_(
@@ -204,6 +228,14 @@ _EXPECTED: dict[str, str] = {
     "shipment_retry_base_delay": N_("seconds, a number above 0 and at most 3600"),
     "shipment_retry_max_delay": N_("seconds, a number above 0 and at most 86400"),
     "shipment_deadline_warning": N_("hours, a number above 0 and at most 240"),
+    "mapping_file": N_("the path of the mapping file (TOML), see docs/mapping.md"),
+    "erp_database_url": N_(
+        "an SQLAlchemy URL of the ERP database; leave it unset when the ERP tables are in "
+        "SYNCD_DATABASE_URL's database"
+    ),
+    "bridge_interval": N_("seconds, a number from 1 to 3600"),
+    "bridge_batch_size": N_("a whole number from 1 to 5000"),
+    "pii_retention_days": N_("days, a whole number from 0 to 30 (Amazon allows at most 30)"),
     "carrier_map": N_(
         'a JSON object from carrier name to Amazon carrier code, such as {"YW": "Yanwen"}'
     ),

@@ -5,8 +5,10 @@ next run time lives in the database), takes each one's lease, and runs its order
 worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. Every ``SYNCD_SHIPMENTS_INTERVAL``
 seconds it looks for accounts with shipment requests or outbox rows to send and runs their
 shipments job on a pool of its own (``SYNCD_SHIPMENT_WORKERS``), so a long orders backfill
-never delays a tracking number. The lease belongs to the process: both jobs of one account
-may run at once, and the last one to finish gives the lease back. Stopping sets the
+never delays a tracking number. With a mapping file, every ``SYNCD_BRIDGE_INTERVAL`` seconds
+the bridge writes changed orders into the ERP and reads the WMS's shipments. The lease
+belongs to the process: both jobs of one account may run at once, and the last one to
+finish gives the lease back. Stopping sets the
 context's stop event: quota waits and retries end at once, the page or confirmation in
 flight commits or rolls back, and the leases are released.
 """
@@ -23,6 +25,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEv
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.db import accounts
+from syncd.jobs.bridge import Bridge
 from syncd.jobs.context import JobContext
 from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import run_orders
@@ -48,6 +51,7 @@ class Dispatcher:
         self.shipping: dict[int, Future[None]] = {}
         self.shipping_started: dict[int, float] = {}  # account id -> monotonic start time
         self.leases = LeaseBook(ctx)
+        self.bridge = Bridge(ctx)
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -72,6 +76,15 @@ class Dispatcher:
             next_run_time=self.ctx.now(),
             id="shipments",
         )
+        if settings.mapping_file is not None:
+            # Its own thread of the scheduler: a slow ERP never delays orders or shipments.
+            self.scheduler.add_job(
+                self.bridge.run,
+                "interval",
+                seconds=settings.bridge_interval,
+                next_run_time=self.ctx.now(),
+                id="bridge",
+            )
         self.scheduler.start()
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
 
@@ -158,6 +171,7 @@ class Dispatcher:
         self.scheduler.shutdown(wait=True)
         self.pool.shutdown(wait=True)
         self.ship_pool.shutdown(wait=True)
+        self.bridge.close()
         log.info("dispatcher_stopped", owner=self.ctx.owner)
 
     @staticmethod

@@ -138,6 +138,7 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "order_id"),
         Index("ix_syncd_orders_marketplace_updated", "marketplace_id", "last_updated_time"),
+        Index("ix_syncd_orders_synced_at", "synced_at"),  # the ERP projection's changes
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -322,3 +323,57 @@ class OutboxEntry(Base):
     verify_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BridgePosition(Base):
+    """Where one bridge pass left off, and which process runs it now (a lease by name).
+
+    Names: ``projection`` (canonical orders into the ERP), ``wms:SOURCE`` (the WMS rows read
+    so far) and ``bridge`` (the lease of the whole bridge, so only one process writes the
+    ERP's tables at a time).
+    """
+
+    __tablename__ = "syncd_bridge_positions"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    position: Mapped[str | None] = mapped_column(Text)  # JSON, by the pass that owns it
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ErpOrder(Base):
+    """How one canonical order stands in the ERP: the version projected and the keys used."""
+
+    __tablename__ = "syncd_erp_orders"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    order_pk: Mapped[int] = mapped_column(
+        BigId, ForeignKey("syncd_orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("syncd_accounts.id", ondelete="CASCADE"))
+    # The content_hash of the order version handled last; a different one means "project again".
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(CODE_LENGTH))  # projected, skipped, quarantined
+    # JSON of the natural keys of the order row and its line rows, for the PII purge.
+    erp_keys: Mapped[str | None] = mapped_column(Text)
+    has_pii: Mapped[bool] = mapped_column(Boolean, default=False)
+    pii_purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    projected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WmsWriteBack(Base):
+    """The state syncd last wrote into a WMS row's write-back columns."""
+
+    __tablename__ = "syncd_wms_write_backs"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("syncd_shipment_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(CODE_LENGTH))
+    message_hash: Mapped[str | None] = mapped_column(String(64))
+    is_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    written_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,395 @@
+"""Projecting canonical orders into the ERP's order and line tables.
+
+A pass reads the orders whose current version the ERP has not seen (a different content
+hash than the one recorded in ``syncd_erp_orders``), a batch at a time. Each order is
+written in a savepoint of the batch's ERP transaction: its row is found by the natural key
+and updated, or inserted; then its lines likewise. An order the ERP rejects (a constraint, a
+trigger) or whose values do not fit is rolled back alone and quarantined with the reason;
+the rest of the batch commits. Only after the ERP's commit does syncd record the outcomes,
+so a crash in between repeats the batch, and the natural keys make the repeat harmless.
+
+Changes are found by ``synced_at``, which every store of an order sets; a pass re-reads from
+an hour before the previous pass started, which covers transactions that were still open
+then, and the content hash makes the overlap cost one join.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, insert, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from syncd.bridge import canonical
+from syncd.bridge.check import ErpTables
+from syncd.bridge.mapping import ColumnSpec, LoadedMapping
+from syncd.bridge.values import RowBuilder, SkuMap, ValueFitError
+from syncd.crypto import Vault
+from syncd.db import accounts, bridge_state, quarantine
+from syncd.db.engine import database_error_reason
+from syncd.i18n import gettext as _
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+POSITION = "projection"
+STREAM = "erp_orders"  # the quarantine stream of orders the ERP rejected
+# Re-read window before the previous pass's start: longer than any order transaction.
+OVERLAP = timedelta(hours=1)
+PII_PURGE_BATCH = 500  # orders
+
+
+@dataclass
+class ProjectionSummary:
+    """Counts of one projection pass."""
+
+    projected: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    pii_purged: int = 0
+    unmapped_accounts: list[str] = field(default_factory=list)
+
+
+class Projector:
+    """Runs projection passes for one loaded mapping."""
+
+    def __init__(
+        self,
+        mapping: LoadedMapping,
+        tables: ErpTables,
+        *,
+        engine: Engine,
+        erp_engine: Engine,
+        vault: Vault,
+        batch_size: int,
+        retention_days: int,
+        now: Callable[[], datetime],
+        stop: threading.Event | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> None:
+        assert mapping.spec.orders is not None
+        assert tables.orders is not None
+        self.mapping = mapping
+        self.orders = mapping.spec.orders
+        self.tables = tables
+        self.engine = engine
+        self.erp_engine = erp_engine
+        self.vault = vault
+        self.batch_size = batch_size
+        self.retention_days = retention_days
+        self.now = now
+        self.stop = stop or threading.Event()
+        self.heartbeat = heartbeat or (lambda: None)
+        self.uses_pii = bool(mapping.pii_columns or mapping.line_pii_columns)
+
+    def run(self) -> ProjectionSummary:
+        """Project every order that changed since the last pass, then purge expired PII."""
+        summary = ProjectionSummary()
+        started = self.now()
+        with self.engine.begin() as connection:
+            position = bridge_state.load_position(connection, POSITION)
+            account_names = {a.id: a.name for a in accounts.list_accounts(connection)}
+        since = datetime.fromisoformat(position["since"]) if position.get("since") else None
+        mapped = self._mapped_accounts(account_names, summary)
+        sku_maps: dict[int, SkuMap | None] = {}
+        while not self.stop.is_set():
+            self.heartbeat()
+            with self.engine.begin() as connection:
+                rows = bridge_state.orders_to_project(
+                    connection, since, self.batch_size, account_ids=list(mapped)
+                )
+                items = canonical.load_items(connection, [row.id for row in rows])
+            self._project_batch(rows, items, mapped, sku_maps, summary)
+            if len(rows) < self.batch_size:
+                break
+        else:
+            return summary
+        with self.engine.begin() as connection:
+            bridge_state.save_position(
+                connection, POSITION, {"since": (started - OVERLAP).isoformat()}, self.now()
+            )
+        if self.mapping.spec.pii.purge and self.uses_pii:
+            summary.pii_purged = self.purge_pii()
+        return summary
+
+    def _mapped_accounts(
+        self, account_names: Mapping[int, str], summary: ProjectionSummary
+    ) -> dict[int, str]:
+        """Accounts whose orders can be projected: all, unless columns need per-account
+        constants, which only the accounts listed in [accounts] have."""
+        if not _needs_constants(self.mapping):
+            return dict(account_names)
+        listed = self.mapping.spec.accounts
+        mapped = {pk: name for pk, name in account_names.items() if name.lower() in listed}
+        summary.unmapped_accounts = sorted(
+            name for pk, name in account_names.items() if pk not in mapped
+        )
+        return mapped
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def _project_batch(
+        self,
+        rows: Sequence[Any],
+        items: Mapping[int, list[Any]],
+        mapped: Mapping[int, str],
+        sku_maps: dict[int, SkuMap | None],
+        summary: ProjectionSummary,
+    ) -> None:
+        outcomes: list[bridge_state.Outcome] = []
+        quarantined: list[tuple[Any, str]] = []
+        projected: list[tuple[int, str]] = []
+        now = self.now()
+        with self.erp_engine.begin() as erp:
+            for row in rows:
+                if row.is_multichannel and self.orders.multichannel == "skip":
+                    outcomes.append(_outcome(row, bridge_state.SKIPPED))
+                    summary.skipped += 1
+                    continue
+                account = mapped[row.account_id]
+                if row.account_id not in sku_maps:
+                    sku_maps[row.account_id] = self._load_skus(erp, account)
+                try:
+                    with erp.begin_nested():
+                        outcome = self._project_order(
+                            erp,
+                            row,
+                            items[row.id],
+                            account=account,
+                            skus=sku_maps[row.account_id],
+                            now=now,
+                        )
+                except (ValueFitError, SQLAlchemyError) as exc:
+                    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                        raise
+                    reason = (
+                        str(exc) if isinstance(exc, ValueFitError) else database_error_reason(exc)
+                    )
+                    outcomes.append(_outcome(row, bridge_state.QUARANTINED, error=reason))
+                    quarantined.append((row, reason))
+                    summary.quarantined += 1
+                    log.warning(
+                        "erp_order_quarantined",
+                        account=account,
+                        amazon_order_id=row.order_id,
+                        reason=reason,
+                    )
+                    continue
+                outcomes.append(outcome)
+                projected.append((row.account_id, row.order_id))
+                summary.projected += 1
+        self._record(outcomes, quarantined, projected, now)
+
+    def _record(
+        self,
+        outcomes: Sequence[bridge_state.Outcome],
+        quarantined: Sequence[tuple[Any, str]],
+        projected: Sequence[tuple[int, str]],
+        now: datetime,
+    ) -> None:
+        with self.engine.begin() as connection:
+            bridge_state.record_outcomes(connection, outcomes, now)
+            for row, reason in quarantined:
+                quarantine.quarantine_record(
+                    connection,
+                    account_id=row.account_id,
+                    stream=STREAM,
+                    record_id=row.order_id,
+                    reason=reason,
+                    payload=row.raw_json,
+                    now=now,
+                )
+            done: dict[int, list[str]] = {}
+            for account_id, order_id in projected:
+                done.setdefault(account_id, []).append(order_id)
+            for account_id, order_ids in done.items():
+                quarantine.resolve_records(connection, account_id, STREAM, order_ids, now)
+
+    def _project_order(
+        self,
+        erp: Connection,
+        row: Any,
+        items: Sequence[Any],
+        *,
+        account: str,
+        skus: SkuMap | None,
+        now: datetime,
+    ) -> bridge_state.Outcome:
+        expired = canonical.is_pii_expired(row, now, self.retention_days)
+        vault = self.vault if self.uses_pii and not expired else None
+        order = canonical.build_order(row, items, account, vault=vault)
+        builder = RowBuilder(
+            self.mapping,
+            self.tables.naive,
+            constants=self.mapping.spec.accounts.get(account.lower(), {}),
+            skus=skus,
+            without_pii=vault is None,
+        )
+        keep_pii = expired and not self.mapping.spec.pii.purge
+        orders_table = self.tables.orders
+        assert orders_table is not None
+        columns = _without(self.orders.columns, self.mapping.pii_columns if keep_pii else ())
+        values = builder.row(orders_table, columns, order)
+        parent = upsert_row(erp, orders_table, self.orders.key, values, _insert_only(columns))
+        keys: dict[str, Any] = {"order": {k: values[k] for k in self.orders.key}, "lines": []}
+        has_pii = any(values.get(c) is not None for c in self.mapping.pii_columns)
+        lines = self.orders.lines
+        if lines is not None:
+            lines_table = self.tables.lines
+            assert lines_table is not None
+            line_columns = _without(
+                lines.columns, self.mapping.line_pii_columns if keep_pii else ()
+            )
+            for line in order.lines:
+                line_values = builder.row(lines_table, line_columns, order, line, parent)
+                upsert_row(erp, lines_table, lines.key, line_values, _insert_only(line_columns))
+                keys["lines"].append({k: line_values[k] for k in lines.key})
+                has_pii = has_pii or any(
+                    line_values.get(c) is not None for c in self.mapping.line_pii_columns
+                )
+        return _outcome(
+            row,
+            bridge_state.PROJECTED,
+            erp_keys=keys,
+            has_pii=has_pii,
+            pii_purged=expired and self.uses_pii and not keep_pii,
+        )
+
+    def _load_skus(self, erp: Connection, account: str) -> SkuMap | None:
+        skus = self.mapping.spec.skus
+        table = self.tables.skus
+        if skus is None or table is None:
+            return None
+        query = select(table.c[skus.amazon_sku], table.c[skus.erp_sku]).where(
+            *(table.c[name] == value for name, value in skus.where.items())
+        )
+        match = skus.account
+        if match is not None and match.name is not None and match.name.lower() != account.lower():
+            return SkuMap({}, skus.missing)
+        if match is not None and match.column is not None:
+            constant = self.mapping.spec.accounts.get(account.lower(), {}).get(match.constant or "")
+            query = query.where(table.c[match.column] == constant)
+        entries = {str(a): str(e) for a, e in erp.execute(query) if a is not None and e is not None}
+        return SkuMap(entries, skus.missing)
+
+    # -- PII purge -------------------------------------------------------------------------
+
+    def purge_pii(self) -> int:
+        """Clear the mapped PII columns of ERP rows whose retention period has passed."""
+        now = self.now()
+        with self.engine.begin() as connection:
+            rows = bridge_state.orders_with_pii(connection, PII_PURGE_BATCH)
+        expired = [row for row in rows if canonical.is_pii_expired(row, now, self.retention_days)]
+        if not expired:
+            return 0
+        orders_table, lines_table = self.tables.orders, self.tables.lines
+        assert orders_table is not None
+        with self.erp_engine.begin() as erp:
+            for row in expired:
+                keys = json.loads(row.erp_keys or "{}")
+                if self.mapping.pii_columns and keys.get("order"):
+                    _clear(erp, orders_table, keys["order"], self.mapping.pii_columns)
+                if lines_table is not None and self.mapping.line_pii_columns:
+                    for line_key in keys.get("lines", []):
+                        _clear(erp, lines_table, line_key, self.mapping.line_pii_columns)
+        with self.engine.begin() as connection:
+            bridge_state.mark_pii_purged(connection, [row.order_pk for row in expired], now)
+        log.info("erp_pii_purged", orders=len(expired))
+        return len(expired)
+
+
+def upsert_row(
+    connection: Connection,
+    table: Table,
+    key: Sequence[str],
+    values: Mapping[str, Any],
+    insert_only: frozenset[str],
+) -> Mapping[str, Any]:
+    """Update the row whose natural key matches, or insert one; return the row as stored.
+
+    Columns in ``insert_only`` are written only when the row is new, so the ERP's own value
+    stays. Unchanged rows are not written at all, so ERP triggers on update do not fire.
+
+    Raises:
+        ValueFitError: a key column is empty, or more than one row has the key.
+    """
+    empty = [name for name in key if values.get(name) is None]
+    if empty:
+        raise ValueFitError(
+            _("the key column {column} of table {table} would be empty.").format(
+                column=empty[0], table=table.name
+            )
+        )
+    where = and_(*(table.c[name] == values[name] for name in key))
+    found = connection.execute(select(table).where(where).limit(2)).all()
+    if len(found) > 1:
+        raise ValueFitError(
+            _("more than one row of table {table} has the key {key}.").format(
+                table=table.name, key=", ".join(f"{k}={values[k]}" for k in key)
+            )
+        )
+    if not found:
+        connection.execute(insert(table).values(dict(values)))
+    else:
+        stored = found[0]._mapping
+        changes = {
+            name: value
+            for name, value in values.items()
+            if name not in insert_only and name not in key and not _same(stored[name], value)
+        }
+        if changes:
+            connection.execute(update(table).where(where).values(changes))
+        else:
+            return dict(stored)
+    return dict(connection.execute(select(table).where(where)).one()._mapping)
+
+
+def _same(stored: Any, value: Any) -> bool:
+    if stored == value:
+        return True
+    if isinstance(stored, datetime) and isinstance(value, datetime):
+        # A column without fractional seconds drops them.
+        if (stored.tzinfo is None) != (value.tzinfo is None):
+            return False
+        return stored.replace(microsecond=0) == value.replace(microsecond=0)
+    return False
+
+
+def _clear(
+    connection: Connection, table: Table, key: Mapping[str, Any], columns: Sequence[str]
+) -> None:
+    where = and_(*(table.c[name] == value for name, value in key.items()))
+    connection.execute(update(table).where(where).values(dict.fromkeys(columns)))
+
+
+def _insert_only(columns: Mapping[str, ColumnSpec]) -> frozenset[str]:
+    return frozenset(name for name, spec in columns.items() if spec.on == "insert")
+
+
+def _without(columns: Mapping[str, ColumnSpec], names: Sequence[str]) -> dict[str, ColumnSpec]:
+    return {name: spec for name, spec in columns.items() if name not in names}
+
+
+def _needs_constants(mapping: LoadedMapping) -> bool:
+    orders = mapping.spec.orders
+    if orders is None:
+        return False
+    specs = list(orders.columns.values())
+    if orders.lines is not None:
+        specs += list(orders.lines.columns.values())
+    return any(spec.source == "account" for spec in specs) or bool(mapping.spec.accounts)
+
+
+def _outcome(row: Any, state: str, **extra: Any) -> bridge_state.Outcome:
+    return bridge_state.Outcome(
+        order_pk=row.id,
+        account_id=row.account_id,
+        content_hash=row.content_hash,
+        state=state,
+        **extra,
+    )

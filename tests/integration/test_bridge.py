@@ -1,0 +1,295 @@
+"""The bridge end to end: sandbox orders into the sample ERP, WMS rows to confirmShipment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from syncd.db import bridge_state, quarantine
+from syncd.jobs.shipments import run_shipments
+from tests.erp_samples import (
+    DOMESTIC_TABLES,
+    backend_of,
+    create_tables,
+    domestic_ddl,
+    domestic_mapping,
+    drop_tables,
+    write_mapping,
+)
+from tests.integration.bridge_support import (
+    BridgeWorld,
+    bridge_world,
+    fetch_orders,
+    separate_database_url,
+)
+from tests.integration.orders_support import US, JobWorld
+from tests.integration.shipments_support import amazon_packages, new_order
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(params=["same", "separate"])
+def domestic(
+    request: pytest.FixtureRequest,
+    world: JobWorld,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[BridgeWorld]:
+    """The domestic sample ERP in syncd's database or in a database of its own."""
+    url = world.ctx.settings.database_url
+    erp_url = url if request.param == "same" else separate_database_url(url, tmp_path)
+    create_tables(erp_url, domestic_ddl(backend_of(erp_url)), DOMESTIC_TABLES)
+    mapping = write_mapping(tmp_path, domestic_mapping("acme-na"))
+    yield from bridge_world(world, erp_url, mapping, monkeypatch)
+    drop_tables(erp_url, DOMESTIC_TABLES)
+
+
+def _naive(value: datetime | str) -> datetime:
+    """A DATETIME read back, which SQLite returns as text."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(microsecond=0)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_orders_land_in_domestic_erp(domestic: BridgeWorld) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    first = new_order(world, account, (2, 1))
+    cancelled = new_order(world, account, (1,), status="CANCELLED")
+    sku = first["orderItems"][0]["product"]["sellerSku"]
+    domestic.execute(
+        "INSERT INTO base_sku_mapping (platform, shop_code, platform_sku, sku) "
+        "VALUES ('AMAZON', 'US01', :sku, 'ERP-SKU-1')",
+        sku=sku,
+    )
+    fetch_orders(world, account, first["orderId"], cancelled["orderId"])
+
+    summary = domestic.run()
+
+    assert summary.projection is not None
+    assert summary.projection.projected >= 2
+    [row] = domestic.rows(
+        "SELECT * FROM oms_order WHERE platform_order_no = :id", id=first["orderId"]
+    )
+    assert row.platform == "AMAZON"
+    assert row.shop_code == "US01"
+    assert row.site == "US"
+    assert row.order_status == 20
+    assert row.warehouse_type == 1
+    assert row.pick_status == 0
+    purchase = _utc(first["createdTime"]).astimezone(SHANGHAI).replace(tzinfo=None)
+    assert _naive(row.order_time) == purchase.replace(microsecond=0)
+    lines = domestic.rows(
+        "SELECT * FROM oms_order_item WHERE order_id = :id ORDER BY platform_item_id", id=row.id
+    )
+    assert len(lines) == 2
+    by_item = {line.platform_item_id: line for line in lines}
+    first_item = first["orderItems"][0]
+    assert by_item[first_item["orderItemId"]].sku == "ERP-SKU-1"
+    assert by_item[first_item["orderItemId"]].qty == 2
+    [cancelled_row] = domestic.rows(
+        "SELECT order_status FROM oms_order WHERE platform_order_no = :id",
+        id=cancelled["orderId"],
+    )
+    assert cancelled_row.order_status == 90
+
+
+def test_erp_owned_column_keeps_value(domestic: BridgeWorld) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    fetch_orders(world, account, order["orderId"])
+    domestic.run()
+    domestic.execute(
+        "UPDATE oms_order SET pick_status = 3 WHERE platform_order_no = :id", id=order["orderId"]
+    )
+    world.sandbox.state.patch_order(
+        f"Atzr|{account.name}",
+        order["orderId"],
+        status="SHIPPED",
+    )
+    fetch_orders(world, account, order["orderId"])
+
+    domestic.run()
+
+    [row] = domestic.rows(
+        "SELECT pick_status, order_status FROM oms_order WHERE platform_order_no = :id",
+        id=order["orderId"],
+    )
+    assert row.order_status == 30
+    assert row.pick_status == 3
+
+
+def test_wms_row_reaches_amazon(domestic: BridgeWorld) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1, 1))
+    shipped = (datetime.now(UTC) - timedelta(minutes=30)).astimezone(SHANGHAI)
+    domestic.execute(
+        "INSERT INTO wms_delivery (platform, shop_code, platform_order_no, logistics_company, "
+        "logistics_channel, tracking_no, delivery_time, status) VALUES ('AMAZON', 'US01', :id, "
+        "'云途', '云途全球专线挂号', 'YT2618100710108810', :at, 2)",
+        id=order["orderId"],
+        at=shipped.replace(tzinfo=None, microsecond=0),
+    )
+
+    summary = domestic.run()
+    assert summary.feed is not None
+    assert summary.feed.new == 1
+    run_shipments(domestic.ctx, account)
+    domestic.run()
+
+    [package] = amazon_packages(world, account, order["orderId"])
+    assert package["trackingNumber"] == "YT2618100710108810"
+    assert package["carrier"] == "Yun Express"
+    [row] = domestic.rows("SELECT amz_upload_status, amz_upload_msg FROM wms_delivery")
+    assert row.amz_upload_status == 3
+    assert row.amz_upload_msg is None
+
+
+def test_rejected_wms_row_written_back(domestic: BridgeWorld) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    domestic.execute(
+        "INSERT INTO wms_delivery (platform, shop_code, platform_order_no, logistics_company, "
+        "tracking_no, delivery_time, status) VALUES ('AMAZON', 'US01', :id, '云途', '', :at, 2)",
+        id=order["orderId"],
+        at=datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0) - timedelta(seconds=2),
+    )
+    domestic.run()
+    run_shipments(domestic.ctx, account)
+
+    domestic.run()
+
+    [row] = domestic.rows("SELECT id, amz_upload_status, amz_upload_msg FROM wms_delivery")
+    assert row.amz_upload_status == 8
+    assert "missing_tracking" in row.amz_upload_msg
+    domestic.execute(
+        "UPDATE wms_delivery SET tracking_no = 'YT0000000000000001' WHERE id = :id", id=row.id
+    )
+    # Followed by id, a fixed row is found again only through the pass's overlap.
+    domestic.run()
+    run_shipments(domestic.ctx, account)
+    domestic.run()
+    [package] = amazon_packages(world, account, order["orderId"])
+    assert package["trackingNumber"] == "YT0000000000000001"
+    [row] = domestic.rows("SELECT amz_upload_status FROM wms_delivery")
+    assert row.amz_upload_status == 3
+
+
+def _reject_trigger(domestic: BridgeWorld, order_id: str) -> None:
+    """An ERP trigger that refuses one order, as ERPs do with their own rules."""
+    backend = backend_of(domestic.erp_url)
+    if backend == "sqlite":
+        domestic.execute(
+            "CREATE TRIGGER erp_rule BEFORE INSERT ON oms_order "
+            f"WHEN NEW.platform_order_no = '{order_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'blocked by ERP rule 42'); END"
+        )
+    elif backend == "mariadb":
+        domestic.execute(
+            "CREATE TRIGGER erp_rule BEFORE INSERT ON oms_order FOR EACH ROW BEGIN "
+            f"IF NEW.platform_order_no = '{order_id}' THEN SIGNAL SQLSTATE '45000' "
+            "SET MESSAGE_TEXT = 'blocked by ERP rule 42'; END IF; END"
+        )
+    else:
+        domestic.execute(
+            "CREATE FUNCTION erp_rule() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.platform_order_no = '{order_id}' THEN "
+            "RAISE EXCEPTION 'blocked by ERP rule 42'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        domestic.execute(
+            "CREATE TRIGGER erp_rule BEFORE INSERT ON oms_order "
+            "FOR EACH ROW EXECUTE FUNCTION erp_rule()"
+        )
+
+
+def _drop_trigger(domestic: BridgeWorld) -> None:
+    if backend_of(domestic.erp_url) == "postgresql":
+        domestic.execute("DROP TRIGGER erp_rule ON oms_order")
+        domestic.execute("DROP FUNCTION erp_rule()")
+    else:
+        domestic.execute("DROP TRIGGER erp_rule")
+
+
+def test_order_rejected_by_erp_is_quarantined(domestic: BridgeWorld) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    good = new_order(world, account, (1,))
+    bad = new_order(world, account, (2,))
+    fetch_orders(world, account, good["orderId"], bad["orderId"])
+    _reject_trigger(domestic, bad["orderId"])
+
+    summary = domestic.run()
+
+    assert summary.projection is not None
+    assert summary.projection.quarantined == 1
+    assert domestic.rows(
+        "SELECT 1 FROM oms_order WHERE platform_order_no = :id", id=good["orderId"]
+    )
+    assert not domestic.rows(
+        "SELECT 1 FROM oms_order WHERE platform_order_no = :id", id=bad["orderId"]
+    )
+    with world.ctx.engine.begin() as connection:
+        [entry] = quarantine.list_entries(connection)
+    assert entry.stream == "erp_orders"
+    assert entry.record_id == bad["orderId"]
+    assert "blocked by ERP rule 42" in entry.reason
+
+    _drop_trigger(domestic)
+    assert domestic.run().projection.projected == 0  # waits for a re-drive
+    with world.ctx.engine.begin() as connection:
+        pks = bridge_state.projected_pks(connection, account.id, [bad["orderId"]])
+        bridge_state.forget_outcome(connection, pks)
+    domestic.run()
+    assert domestic.rows("SELECT 1 FROM oms_order WHERE platform_order_no = :id", id=bad["orderId"])
+    with world.ctx.engine.begin() as connection:
+        assert quarantine.list_entries(connection) == []
+
+
+def test_crash_between_databases_no_duplicate(
+    domestic: BridgeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1, 2))
+    fetch_orders(world, account, order["orderId"])
+    # Without the unique index only syncd's natural-key lookup prevents a second row.
+    domestic.execute("DROP TABLE oms_order_item")
+    for statement in domestic_ddl(backend_of(domestic.erp_url)):
+        if "oms_order_item" in statement:
+            domestic.execute(
+                statement.replace("UNIQUE KEY uk_order_item", "KEY ix_order_item").replace(
+                    ",\n        UNIQUE (order_id, platform_item_id)", ""
+                )
+            )
+    calls = []
+
+    def crash(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise RuntimeError("killed between the ERP's commit and syncd's")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bridge_state, "record_outcomes", crash)
+        with pytest.raises(RuntimeError):
+            domestic.bridge.run()
+    assert calls
+
+    domestic.run()
+    domestic.run()
+
+    orders = domestic.rows(
+        "SELECT id FROM oms_order WHERE platform_order_no = :id", id=order["orderId"]
+    )
+    assert len(orders) == 1
+    lines = domestic.rows("SELECT id FROM oms_order_item WHERE order_id = :id", id=orders[0].id)
+    assert len(lines) == 2
