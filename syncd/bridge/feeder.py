@@ -171,11 +171,53 @@ class WmsFeeder:
         query = select(table.c[spec.link], table.c[identity], table.c[spec.quantity]).where(
             table.c[spec.link].in_(keys)
         )
+        amazon_skus = self._reverse_skus(erp) if spec.sku else {}
+        accounts = {str(row[self.spec.key]): self._account(row) for row in rows}
         for link, item, quantity in erp.execute(query):
-            found.setdefault(str(link), []).append(
-                {label: None if item is None else str(item), "quantity": quantity}
-            )
+            value = None if item is None else str(item)
+            if value is not None and spec.sku:
+                value = _amazon_sku(amazon_skus, accounts.get(str(link), ""), value)
+            found.setdefault(str(link), []).append({label: value, "quantity": quantity})
         return found
+
+    def _reverse_skus(self, erp: Connection) -> dict[tuple[str | None, str], set[str]]:
+        """The seller's SKU map read backwards: (account, ERP SKU) → Amazon SKUs.
+
+        The WMS knows the ERP's SKUs, the intake matches Amazon's seller SKUs.
+        """
+        skus = self.mapping.spec.skus
+        table = self.tables.skus
+        if skus is None or table is None:
+            return {}
+        match = skus.account
+        by_constant = self._constant_accounts(match.constant if match else None)
+        account_column = table.c[match.column] if match is not None and match.column else None
+        columns = [table.c[skus.erp_sku], table.c[skus.amazon_sku]]
+        if account_column is not None:
+            columns.append(account_column)
+        query = select(*columns).where(
+            *(table.c[name] == value for name, value in skus.where.items())
+        )
+        reverse: dict[tuple[str | None, str], set[str]] = {}
+        for row in erp.execute(query):
+            if row[0] is None or row[1] is None:
+                continue
+            account = None
+            if account_column is not None:
+                account = by_constant.get(str(row[2]))
+            elif match is not None and match.name is not None:
+                account = intake.normalize_account(match.name)
+            reverse.setdefault((account, str(row[0])), set()).add(str(row[1]))
+        return reverse
+
+    def _constant_accounts(self, constant: str | None) -> dict[str, str]:
+        if constant is None:
+            return {}
+        return {
+            str(values[constant]): name
+            for name, values in self.mapping.spec.accounts.items()
+            if constant in values
+        }
 
     def _take(
         self,
@@ -277,14 +319,7 @@ class WmsFeeder:
         return self.by_constant.get(str(value), str(value) if value is not None else "")
 
     def _accounts_by_constant(self) -> dict[str, str]:
-        match = self.spec.account
-        if match.constant is None:
-            return {}
-        return {
-            str(constants[match.constant]): name
-            for name, constants in self.mapping.spec.accounts.items()
-            if match.constant in constants
-        }
+        return self._constant_accounts(self.spec.account.constant)
 
     # -- writing back ----------------------------------------------------------------------
 
@@ -373,6 +408,22 @@ def describe_request(row: Any) -> tuple[str, str | None]:  # noqa: PLR0911 - one
     if row.attempts and row.last_error_message:
         return "sending", _("retrying: {error}").format(error=row.last_error_message)
     return "sending", None
+
+
+def _amazon_sku(
+    reverse: Mapping[tuple[str | None, str], set[str]], account: str, erp_sku: str
+) -> str:
+    """Return the one Amazon SKU of an ERP SKU, else the ERP's SKU as it is.
+
+    When several listings share one ERP SKU, the intake cannot tell which line shipped;
+    it then reports the SKU as unknown, and the WMS names the item by order item id.
+    """
+    found = reverse.get((intake.normalize_account(account), erp_sku)) or reverse.get(
+        (None, erp_sku)
+    )
+    if found is not None and len(found) == 1:
+        return next(iter(found))
+    return erp_sku
 
 
 def _digest(message: str | None) -> str | None:
