@@ -481,7 +481,7 @@ class _TableChecker:
                 continue
             self.add(
                 _("table {table}, column {column}").format(table=table.name, column=column.name),
-                _("the column is NOT NULL without a default, and the mapping fills it not."),
+                _("the column is NOT NULL without a default, and the mapping does not fill it."),
                 _("map a value to it in the mapping, or give the column a default."),
             )
 

@@ -99,7 +99,7 @@ class WmsFeeder:
         summary = FeedSummary()
         name = position_name(self.spec.source)
         with self.engine.begin() as connection:
-            position = bridge_state.load_position(connection, name)
+            position: dict[str, Any] = bridge_state.load_position(connection, name)
         lower = self._start(position)
         after: tuple[Any, Any] | None = None
         while True:
@@ -118,6 +118,9 @@ class WmsFeeder:
             summary.read += len(rows)
             if len(rows) < self.batch_size:
                 break
+        # Written on every pass, so `syncd status` shows when the WMS was last read.
+        with self.engine.begin() as connection:
+            bridge_state.save_position(connection, name, position, self.now())
         return summary
 
     def _start(self, position: Mapping[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd import cli
 from syncd.db import bridge_state, quarantine
 from syncd.jobs.shipments import run_shipments
 from tests.erp_samples import (
@@ -293,3 +294,44 @@ def test_crash_between_databases_no_duplicate(
     assert len(orders) == 1
     lines = domestic.rows("SELECT id FROM oms_order_item WHERE order_id = :id", id=orders[0].id)
     assert len(lines) == 2
+
+
+def test_cli_runs_and_reports_bridge(
+    domestic: BridgeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    fetch_orders(world, account, order["orderId"])
+
+    assert cli.run(["bridge", "check"]) == 0
+    assert cli.run(["once", "bridge"]) == 0
+    assert cli.run(["status"]) == 0
+    assert cli.run(["bridge", "reproject"]) == 0
+
+    out = capsys.readouterr().out
+    assert "fits the tables" in out
+    assert "ERP orders: written 1," in out
+    assert "Bridge to the ERP" in out
+    assert "WMS shipments (wms)" in out
+    assert "1 order is written into the ERP again" in out
+    assert domestic.rows(
+        "SELECT 1 FROM oms_order WHERE platform_order_no = :id", id=order["orderId"]
+    )
+
+
+def test_cli_check_lists_mapping_errors(
+    domestic: BridgeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    domestic.mapping_path.write_text(
+        domestic.mapping_path.read_text(encoding="utf-8").replace(
+            'zone = "Asia/Shanghai" }', 'zone = "Asia/Beijing" }'
+        ),
+        encoding="utf-8",
+    )
+
+    assert cli.run(["bridge", "check"]) == 1
+
+    captured = capsys.readouterr()
+    assert "Asia/Beijing is not a time zone name" in captured.out
+    assert "the bridge does not write anything" in captured.err
