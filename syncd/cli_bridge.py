@@ -146,11 +146,13 @@ def _echo_summary(summary: BridgeSummary) -> None:
         click.echo(
             _(
                 "WMS shipments: rows read {read}, new requests {new}, sent again after a fix "
-                "{redriven}, changed after acceptance {changed}; rows written back {written}."
+                "{redriven}, corrected at Amazon {amended}, changed after acceptance {changed}; "
+                "rows written back {written}."
             ).format(
                 read=feed.read,
                 new=feed.new,
                 redriven=feed.redriven,
+                amended=feed.amended,
                 changed=feed.changed_after_acceptance,
                 written=summary.written_back,
             )

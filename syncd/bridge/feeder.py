@@ -29,10 +29,12 @@ from sqlalchemy import Connection, Engine, Integer, String, Table, and_, or_, se
 from syncd.bridge.check import ErpTables
 from syncd.bridge.mapping import LoadedMapping, ShipmentsSpec
 from syncd.bridge.values import OVERLAP_DST, OVERLAP_NO_DST, now_in_column
-from syncd.db import bridge_state, intake
+from syncd.db import bridge_state, intake, outbox
 from syncd.db.models import ShipmentRequest, table_of
 from syncd.i18n import gettext as _
 from syncd.logs import get_logger
+from syncd.shipping.carriers import CarrierMap
+from syncd.shipping.intake import RejectedError, parse_request
 
 log = get_logger(__name__)
 
@@ -63,7 +65,8 @@ class FeedSummary:
     read: int = 0
     new: int = 0
     redriven: int = 0
-    changed_after_acceptance: int = 0
+    amended: int = 0  # accepted shipments whose carrier, tracking or time changed
+    changed_after_acceptance: int = 0  # changes syncd cannot send on its own
     written_back: int = 0
 
 
@@ -79,6 +82,7 @@ class WmsFeeder:
         erp_engine: Engine,
         batch_size: int,
         now: Callable[[], datetime],
+        carriers: CarrierMap | None = None,
     ) -> None:
         assert mapping.spec.shipments is not None
         assert tables.shipments is not None
@@ -90,6 +94,7 @@ class WmsFeeder:
         self.erp_engine = erp_engine
         self.batch_size = batch_size
         self.now = now
+        self.carriers = carriers or CarrierMap()
         self.by_constant = self._accounts_by_constant()
 
     # -- reading ---------------------------------------------------------------------------
@@ -247,16 +252,63 @@ class WmsFeeder:
                 self._redrive(connection, found.id, value)
                 redriven.append(found.id)
                 summary.redriven += 1
+            elif self._amend(connection, found, value):
+                redriven.append(found.id)
+                summary.amended += 1
             else:
                 summary.changed_after_acceptance += 1
-                log.warning(
-                    "wms_shipment_changed_after_acceptance",
-                    source=source,
-                    source_key=value["source_key"],
-                    amazon_order_id=found.amazon_order_id,
-                    outbox_id=found.outbox_id,
-                )
         bridge_state.reopen_write_backs(connection, redriven)
+
+    def _amend(self, connection: Connection, found: Any, value: Mapping[str, Any]) -> bool:
+        """Send a corrected carrier, tracking number or ship time under the same package.
+
+        Amazon edits a package when the same packageReferenceId comes again, so a WMS that
+        corrects a tracking number after syncd sent it corrects Amazon's record too. A change
+        of order or items is another shipment, which the operator settles (logged).
+        """
+        log_fields = {
+            "source": self.spec.source,
+            "source_key": value["source_key"],
+            "amazon_order_id": found.amazon_order_id,
+            "outbox_id": found.outbox_id,
+        }
+        fixed = ("account", "amazon_order_id", "items")
+        if found.outbox_id is None or not all(_same(found, value, name) for name in fixed):
+            log.warning("wms_shipment_changed_after_acceptance", **log_fields)
+            return False
+        now = self.now()
+        request = intake.RequestRow(**{**found._mapping, **{n: value[n] for n in _COMPARED}})
+        try:
+            parsed = parse_request(request, self.carriers, now)
+        except RejectedError as exc:
+            log.warning(
+                "wms_shipment_amendment_rejected", code=exc.code, reason=exc.reason, **log_fields
+            )
+            return False
+        amended = outbox.amend_row(
+            connection,
+            found.outbox_id,
+            now,
+            carrier_code=parsed.carrier.code,
+            carrier_name=parsed.carrier.name,
+            shipping_method=parsed.shipping_method,
+            tracking_number=parsed.tracking_number,
+            ship_date=parsed.ship_date,
+        )
+        if not amended:
+            log.info("wms_shipment_amendment_deferred", **log_fields)
+            return False
+        connection.execute(
+            update(_REQUESTS)
+            .where(_REQUESTS.c.id == found.id)
+            .values({name: value[name] for name in _COMPARED})
+        )
+        log.info(
+            "wms_shipment_amended",
+            tracking_changed=found.tracking_number != value["tracking_number"],
+            **log_fields,
+        )
+        return True
 
     def _redrive(self, connection: Connection, request_id: int, value: Mapping[str, Any]) -> None:
         changes = {name: value[name] for name in _COMPARED}

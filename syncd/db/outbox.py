@@ -370,6 +370,37 @@ def retry_rows(
     return int(result.rowcount)
 
 
+def amend_row(
+    connection: Connection,
+    row_id: int,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Change the carrier, tracking number or ship date of a row and send it again.
+
+    The row keeps its package reference, so Amazon edits the package it already has. A row
+    being sent right now (state ``sending``) or cancelled is left alone; the caller tries
+    again later. Returns whether the row changed.
+    """
+    result = connection.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == row_id, _OUTBOX.c.state.in_((PENDING, DELIVERED, DEAD, CONFLICT)))
+        .values(
+            **values,
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            sent_at=None,
+            verified_at=None,
+            verify_attempts=0,
+            last_error_code=None,
+            last_error_message=None,
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount)
+
+
 def reference_taken(connection: Connection, row: OutboxRow, reference: str) -> bool:
     """Return whether another row of the same order uses ``reference``."""
     query = select(_OUTBOX.c.id).where(

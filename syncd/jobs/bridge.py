@@ -24,6 +24,7 @@ from syncd.bridge.projection import ProjectionSummary, Projector
 from syncd.db import bridge_state
 from syncd.db.engine import create_db_engine, database_error_reason, safe_url
 from syncd.jobs.context import JobContext
+from syncd.jobs.shipments import carrier_map
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
@@ -119,6 +120,7 @@ class Bridge:
                 erp_engine=self.erp_engine,
                 batch_size=settings.bridge_batch_size,
                 now=self.ctx.now,
+                carriers=carrier_map(self.ctx),
             )
             summary.feed = feeder.feed()
             summary.written_back = feeder.write_back()
@@ -189,6 +191,7 @@ def _log_summary(summary: BridgeSummary) -> None:
             wms_rows_read=summary.feed.read,
             requests_new=summary.feed.new,
             requests_redriven=summary.feed.redriven,
+            shipments_amended=summary.feed.amended,
             changed_after_acceptance=summary.feed.changed_after_acceptance,
         )
     fields["written_back"] = summary.written_back

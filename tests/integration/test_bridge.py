@@ -335,3 +335,32 @@ def test_cli_check_lists_mapping_errors(
     captured = capsys.readouterr()
     assert "Asia/Beijing is not a time zone name" in captured.out
     assert "the bridge does not write anything" in captured.err
+
+
+def test_corrected_tracking_edits_package(domestic: BridgeWorld) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    domestic.execute(
+        "INSERT INTO wms_delivery (platform, shop_code, platform_order_no, logistics_company, "
+        "tracking_no, delivery_time, status) VALUES ('AMAZON', 'US01', :id, '燕文', "
+        "'LY000000001CN', :at, 2)",
+        id=order["orderId"],
+        at=datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0) - timedelta(seconds=2),
+    )
+    domestic.run()
+    run_shipments(domestic.ctx, account)
+    domestic.run()
+    domestic.execute("UPDATE wms_delivery SET tracking_no = 'LY000000002CN'")
+
+    summary = domestic.run()
+    assert summary.feed is not None
+    assert summary.feed.amended == 1
+    run_shipments(domestic.ctx, account)
+    domestic.run()
+
+    [package] = amazon_packages(world, account, order["orderId"])
+    assert package["packageReferenceId"] == "1"
+    assert package["trackingNumber"] == "LY000000002CN"
+    [row] = domestic.rows("SELECT amz_upload_status FROM wms_delivery")
+    assert row.amz_upload_status == 3
