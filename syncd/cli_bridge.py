@@ -201,3 +201,35 @@ def print_bridge_status(connection: Connection, settings: Settings, now: datetim
             "-",
         )
     create_console().print(table)
+    _echo_mapping_state(settings, connection)
+
+
+def _echo_mapping_state(settings: Settings, connection: Connection) -> None:
+    """Name a broken mapping file and the accounts it leaves out, below the bridge table."""
+    from syncd.bridge.mapping import MappingError, load_mapping  # noqa: PLC0415
+    from syncd.bridge.projection import unlisted_accounts  # noqa: PLC0415
+
+    assert settings.mapping_file is not None
+    try:
+        mapping = load_mapping(settings.mapping_file)
+    except MappingError as exc:
+        click.echo(
+            ngettext(
+                "The mapping file has {count} problem, so the bridge writes nothing; see "
+                "'syncd bridge check'.",
+                "The mapping file has {count} problems, so the bridge writes nothing; see "
+                "'syncd bridge check'.",
+                len(exc.problems),
+            ).format(count=len(exc.problems))
+        )
+        return
+    from syncd.db import accounts  # noqa: PLC0415
+
+    names = [account.name for account in accounts.list_accounts(connection)]
+    missing = unlisted_accounts(mapping, names)
+    if missing:
+        click.echo(
+            _("Not in the mapping's [accounts], so not written: {names}.").format(
+                names=", ".join(missing)
+            )
+        )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,16 +120,10 @@ class Projector:
     def _mapped_accounts(
         self, account_names: Mapping[int, str], summary: ProjectionSummary
     ) -> dict[int, str]:
-        """Accounts whose orders can be projected: all, unless columns need per-account
-        constants, which only the accounts listed in [accounts] have."""
-        if not _needs_constants(self.mapping):
-            return dict(account_names)
-        listed = self.mapping.spec.accounts
-        mapped = {pk: name for pk, name in account_names.items() if name.lower() in listed}
-        summary.unmapped_accounts = sorted(
-            name for pk, name in account_names.items() if pk not in mapped
-        )
-        return mapped
+        """Accounts whose orders can be projected (see :func:`unlisted_accounts`)."""
+        summary.unmapped_accounts = unlisted_accounts(self.mapping, account_names.values())
+        left_out = set(summary.unmapped_accounts)
+        return {pk: name for pk, name in account_names.items() if name not in left_out}
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -373,6 +367,18 @@ def _insert_only(columns: Mapping[str, ColumnSpec]) -> frozenset[str]:
 
 def _without(columns: Mapping[str, ColumnSpec], names: Sequence[str]) -> dict[str, ColumnSpec]:
     return {name: spec for name, spec in columns.items() if name not in names}
+
+
+def unlisted_accounts(mapping: LoadedMapping, names: Iterable[str]) -> list[str]:
+    """Return the accounts whose orders the mapping cannot project.
+
+    When the mapping lists accounts or its columns take per-account constants, only the
+    accounts in [accounts] are projected: another account's orders would land without
+    their shop code, or under another shop's.
+    """
+    if not _needs_constants(mapping):
+        return []
+    return sorted(name for name in names if name.lower() not in mapping.spec.accounts)
 
 
 def _needs_constants(mapping: LoadedMapping) -> bool:

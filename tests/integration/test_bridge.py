@@ -364,3 +364,20 @@ def test_corrected_tracking_edits_package(domestic: BridgeWorld) -> None:
     assert package["trackingNumber"] == "LY000000002CN"
     [row] = domestic.rows("SELECT amz_upload_status FROM wms_delivery")
     assert row.amz_upload_status == 3
+
+
+def test_status_names_unlisted_accounts(
+    domestic: BridgeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = domestic.world
+    listed = world.add_account("acme-na", "na", US)
+    unlisted = world.add_account("other-shop", "na", US)
+    ours = new_order(world, listed, (1,))
+    fetch_orders(world, listed, ours["orderId"])
+
+    summary = domestic.run()
+    assert cli.run(["status"]) == 0
+
+    assert summary.projection is not None
+    assert summary.projection.unmapped_accounts == [unlisted.name]
+    assert "so not written: other-shop" in capsys.readouterr().out
