@@ -13,6 +13,7 @@ from syncd import __version__, cli_base, config, errors, i18n, logs
 from syncd.amazon import marketplaces
 from syncd.cli_accounts import account_group, key_group
 from syncd.cli_bridge import bridge_group
+from syncd.cli_doctor import doctor_command
 from syncd.cli_orders import once_group, quarantine_group, run_daemon, show_status
 from syncd.cli_shipments import outbox_group, ship
 from syncd.cli_support import create_console, load_settings
@@ -85,6 +86,7 @@ def db_upgrade(ctx: click.Context) -> None:
 for command in (
     account_group,
     key_group,
+    doctor_command,
     once_group,
     run_daemon,
     show_status,
