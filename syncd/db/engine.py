@@ -169,6 +169,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if backend in {"mysql", "mariadb"}:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options["pool_recycle"] = 3600
+    elif backend == "postgresql":
+        # A database in SQL_ASCII would otherwise hand back bytes, on which SQLAlchemy's
+        # first connect fails with a TypeError instead of a database error.
+        options["connect_args"] = {"client_encoding": "utf8"}
     elif backend == "sqlite":
         options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     options.update(kwargs)
