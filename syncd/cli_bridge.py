@@ -23,7 +23,9 @@ from syncd.jobs.bridge import Bridge, BridgeSummary
 
 
 @click.group(
-    "bridge", cls=cli_base.Group, help=_("Check and drive the mapping onto your ERP's tables.")
+    "bridge",
+    cls=cli_base.Group,
+    help=_("Check the mapping onto your ERP's tables, and run the bridge by hand."),
 )
 def bridge_group() -> None:
     """Group of the bridge commands."""
@@ -43,8 +45,8 @@ def check_mapping(ctx: click.Context) -> None:
     problems = inspect_bridge(settings)
     failures = [problem for problem in problems if not problem.warning]
     for problem in problems:
-        label = _("warning") if problem.warning else _("error")
-        click.echo(f"{label}: {problem}")
+        shown = _("warning: {problem}") if problem.warning else _("error: {problem}")
+        click.echo(shown.format(problem=problem))
     if failures:
         click.echo(
             ngettext(

@@ -216,7 +216,7 @@ class _TableChecker:
         self, table: Table | None, columns: Mapping[str, ColumnSpec], *, line: bool
     ) -> None:
         for name, spec in columns.items():
-            column = self._column(table, name, _("mapped"))
+            column = self._column(table, name, _("named in the mapping"))
             if column is None or table is None:
                 continue
             where = _("table {table}, column {column}").format(table=table.name, column=name)
@@ -332,15 +332,25 @@ class _TableChecker:
         elif length is not None and not spec.truncate:
             # A translated SKU is the ERP's own, of a length syncd cannot know.
             limit = None if spec.translate == "sku" else field_spec.max_length
-            if limit is None or length < limit:
+            fix = _("widen the column, or add truncate = true to cut long values.")
+            if limit is None:
                 self.add(
                     where,
                     _(
                         "VARCHAR({length}) may be too short for {field}; a longer value puts its "
                         "order in quarantine."
                     ).format(length=length, field=field_spec.name),
-                    _("widen the column, or add truncate = true to cut long values."),
-                    warning=limit is None,
+                    fix,
+                    warning=True,
+                )
+            elif length < limit:
+                self.add(
+                    where,
+                    _(
+                        "VARCHAR({length}) is shorter than the {limit} characters Amazon allows "
+                        "for {field}; a longer value puts its order in quarantine."
+                    ).format(length=length, limit=limit, field=field_spec.name),
+                    fix,
                 )
         self._check_charset(where, table, column)
 
@@ -523,7 +533,9 @@ class _TableChecker:
         for name in shipments.where:
             self._column(table, name, "shipments.where")
         self._check_match_column(table, shipments.account, "shipments.account")
-        self._check_wms_time(table, shipments.shipped_at, shipments.shipped_at_zone, "shipped_at")
+        self._check_wms_time(
+            table, shipments.shipped_at, shipments.shipped_at_zone, "shipped_at", "shipped_at_zone"
+        )
         self._check_changes(table)
         self._check_wms_ids(table)
         self._check_write_back(table)
@@ -548,7 +560,9 @@ class _TableChecker:
                     _("make it VARCHAR({length}).").format(length=fields.ID_RECOMMENDED_LENGTH),
                 )
 
-    def _check_wms_time(self, table: Table, name: str, zone: str | None, role: str) -> None:
+    def _check_wms_time(
+        self, table: Table, name: str, zone: str | None, role: str, zone_key: str
+    ) -> None:
         if name not in table.c:
             return
         column = table.c[name]
@@ -560,7 +574,7 @@ class _TableChecker:
                         "column {column} stores times without a time zone, and the mapping names "
                         "none."
                     ).format(column=name),
-                    _('add {role}_zone = "Asia/Shanghai" (or the WMS\'s zone).').format(role=role),
+                    _('add {key} = "Asia/Shanghai" (or the WMS\'s zone).').format(key=zone_key),
                 )
         elif not isinstance(column.type, String):
             self._wrong_type(f"shipments.{role}", column, _("a date and time"))
@@ -630,7 +644,13 @@ class _TableChecker:
         if write_back.time is not None:
             column = self._column(table, write_back.time, "shipments.write_back.time")
             if column is not None:
-                self._check_wms_time(table, write_back.time, write_back.zone, "write_back.time")
+                self._check_wms_time(
+                    table,
+                    write_back.time,
+                    write_back.zone,
+                    "write_back.time",
+                    "zone = … under [shipments.write_back]",
+                )
 
 
 def _value_problem(column: Column[Any], value: Scalar) -> str | None:

@@ -516,9 +516,11 @@ class _SpecChecker:
         if field_spec is None or field_spec.values is None:
             self.add(
                 f"maps.{spec.map}",
-                _("{field} can take values the map does not list, and it has no default.").format(
-                    field=spec.field or spec.source
-                ),
+                _("the column's values can be ones the map does not list, and it has no default.")
+                if spec.field is None
+                else _(
+                    "{field} can take values the map does not list, and it has no default."
+                ).format(field=spec.field),
                 _("add default = … to [maps.{name}].").format(name=spec.map),
             )
             return
