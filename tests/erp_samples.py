@@ -268,7 +268,8 @@ unit_price = "unit_price"
 source = "wms"
 table = "wms_delivery"
 key = "id"
-changes = "id"
+changes = "update_time"
+changes_zone = "Asia/Shanghai"
 where = { platform = "AMAZON", status = 2 }
 account = { column = "shop_code", constant = "shop_code" }
 order_id = "platform_order_no"

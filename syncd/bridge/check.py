@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -23,11 +24,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Table,
     inspect,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from syncd.bridge import fields
@@ -45,6 +48,7 @@ from syncd.db.engine import database_error_reason
 from syncd.i18n import gettext as _
 
 _UTF8MB4 = "utf8mb4"
+ID_OVERLAP = 1_000  # ids the WMS feeder re-reads below its position
 
 
 @dataclass
@@ -161,7 +165,7 @@ class _TableChecker:
             )
             return None
         for column in table.columns:
-            if isinstance(column.type, DateTime) and not column.type.timezone:
+            if is_wall_clock(column, self.backend):
                 self.tables.naive.add((table.name, column.name))
         return table
 
@@ -330,8 +334,11 @@ class _TableChecker:
                     warning=True,
                 )
         elif length is not None and not spec.truncate:
-            # A translated SKU is the ERP's own, of a length syncd cannot know.
+            # A translated SKU is the ERP's own, of a length syncd cannot know; a field with
+            # a closed set of values needs room for the longest of them only.
             limit = None if spec.translate == "sku" else field_spec.max_length
+            if field_spec.values is not None and spec.translate is None:
+                limit = max(len(str(value)) for value in field_spec.values)
             fix = _("widen the column, or add truncate = true to cut long values.")
             if limit is None:
                 self.add(
@@ -566,8 +573,10 @@ class _TableChecker:
         if name not in table.c:
             return
         column = table.c[name]
-        if isinstance(column.type, DateTime | Date):
-            if self.tables.is_naive(table, name) and zone is None:
+        if isinstance(column.type, DateTime | Date | String):
+            # Text holds wall-clock time too, unless each value names its offset.
+            wall_clock = isinstance(column.type, String) or self.tables.is_naive(table, name)
+            if wall_clock and zone is None:
                 self.add(
                     f"shipments.{role}",
                     _(
@@ -576,7 +585,7 @@ class _TableChecker:
                     ).format(column=name),
                     _('add {key} = "Asia/Shanghai" (or the WMS\'s zone).').format(key=zone_key),
                 )
-        elif not isinstance(column.type, String):
+        else:
             self._wrong_type(f"shipments.{role}", column, _("a date and time"))
 
     def _check_changes(self, table: Table) -> None:
@@ -586,6 +595,16 @@ class _TableChecker:
             return
         column = table.c[shipments.changes]
         if isinstance(column.type, Integer):
+            if shipments.where:
+                self.add(
+                    "shipments.changes",
+                    _(
+                        "followed by an id, a row that matches [shipments] where only after "
+                        "{count} newer rows exist is never read."
+                    ).format(count=ID_OVERLAP),
+                    _("follow the table's update-time column instead, if it has one."),
+                    warning=True,
+                )
             return
         if isinstance(column.type, DateTime):
             if self.tables.is_naive(table, column.name) and shipments.changes_zone is None:
@@ -653,6 +672,39 @@ class _TableChecker:
                 )
 
 
+def is_wall_clock(column: Column[Any], backend: str) -> bool:
+    """True for a date or time column that stores wall-clock time without a zone.
+
+    A DATE is a local calendar day. MariaDB's and MySQL's TIMESTAMP stores an instant,
+    converted from and to the session's zone, which syncd sets to UTC; their DATETIME, like
+    PostgreSQL's ``timestamp without time zone``, stores what it is given.
+    """
+    column_type = column.type
+    if isinstance(column_type, DateTime):
+        if backend in ("mysql", "mariadb") and isinstance(column_type, mysql.TIMESTAMP):
+            return False
+        return not column_type.timezone
+    return isinstance(column_type, Date)
+
+
+def integer_range(column_type: Any) -> tuple[int, int] | None:
+    """The values an integer column holds, or None when it is not an integer column."""
+    if not isinstance(column_type, Integer):
+        return None
+    bits = 64
+    if isinstance(column_type, mysql.TINYINT):
+        bits = 8
+    elif isinstance(column_type, SmallInteger):
+        bits = 16
+    elif isinstance(column_type, mysql.MEDIUMINT):
+        bits = 24
+    elif not isinstance(column_type, BigInteger):
+        bits = 32
+    if getattr(column_type, "unsigned", False):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
 def _value_problem(column: Column[Any], value: Scalar) -> str | None:
     """Return why ``value`` does not fit ``column``, or None."""
     column_type = column.type
@@ -662,6 +714,11 @@ def _value_problem(column: Column[Any], value: Scalar) -> str | None:
     if isinstance(column_type, Integer) and not isinstance(value, int) and not is_digits:
         return _("the column is {type}, but the mapping writes {value!r} into it.").format(
             type=column_type, value=value
+        )
+    bounds = integer_range(column_type)
+    if bounds is not None and not (bounds[0] <= int(value) <= bounds[1]):
+        return _("{value} does not fit the column's {type} ({low} to {high}).").format(
+            value=value, type=column_type, low=bounds[0], high=bounds[1]
         )
     length = column_type.length if isinstance(column_type, String) else None
     if length is not None and len(str(value)) > length:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, Integer, String, Table, and_, or_, select, update
 
-from syncd.bridge.check import ErpTables
+from syncd.bridge.check import ID_OVERLAP, ErpTables
 from syncd.bridge.mapping import LoadedMapping, ShipmentsSpec
 from syncd.bridge.values import OVERLAP_DST, OVERLAP_NO_DST, now_in_column
 from syncd.db import bridge_state, intake, outbox
@@ -39,7 +39,6 @@ from syncd.shipping.intake import RejectedError, parse_request
 log = get_logger(__name__)
 
 _REQUESTS = table_of(ShipmentRequest)
-ID_OVERLAP = 1_000  # ids re-read before the position, for rows committed out of order
 _COMPARED = (
     "account",
     "amazon_order_id",
@@ -351,14 +350,22 @@ class WmsFeeder:
             "reject_reason": None,
             "processed_at": None,
         }
+        raw_time = row[spec.shipped_at]
+        if shipped_at is None and raw_time is not None and str(raw_time).strip():
+            # The intake would only see a missing time; the WMS's value tells what to fix.
+            values.update(
+                status=intake.REJECTED,
+                reject_code="bad_ship_date",
+                reject_reason=_(
+                    "shipped_at {value!r} is not a date and time such as 2026-12-04 15:30:00"
+                ).format(value=str(raw_time)),
+                processed_at=self.now(),
+            )
         return _fit_lengths(values, self.now())
 
     def _ship_time(self, value: Any) -> tuple[datetime | None, str | None]:
         if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value.strip())
-            except ValueError:
-                return None, None
+            value = _parse_wall_clock(value)
         if not isinstance(value, datetime):
             return None, None
         if value.tzinfo is not None:
@@ -479,6 +486,15 @@ def _amazon_sku(
     if found is not None and len(found) == 1:
         return next(iter(found))
     return erp_sku
+
+
+def _parse_wall_clock(text: str) -> datetime | None:
+    """Read a time as WMSs write it: ISO 8601, or with slashes (2026/12/05 10:00:00)."""
+    cleaned = text.strip().replace("/", "-")
+    try:
+        return datetime.fromisoformat(cleaned)
+    except ValueError:
+        return None
 
 
 def _digest(message: str | None) -> str | None:

@@ -394,7 +394,10 @@ class _SpecChecker:
         self.hooks: dict[str, CodeHook] = {}
 
     def add(self, where: str, problem: str, fix: str, *, warning: bool = False) -> None:
-        self.problems.append(Problem(where, problem, fix, warning))
+        found = Problem(where, problem, fix, warning)
+        # One missing constant used by several parts of the mapping is one problem.
+        if found not in self.problems:
+            self.problems.append(found)
 
     def run(self) -> None:
         spec = self.spec

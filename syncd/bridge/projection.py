@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from syncd.bridge import canonical
 from syncd.bridge.check import ErpTables
 from syncd.bridge.mapping import ColumnSpec, LoadedMapping
-from syncd.bridge.values import RowBuilder, SkuMap, ValueFitError
+from syncd.bridge.values import RowBuilder, SkuMap, ValueFitError, empty_value
 from syncd.crypto import Vault
 from syncd.db import accounts, bridge_state, quarantine
 from syncd.db.engine import database_error_reason
@@ -96,6 +96,9 @@ class Projector:
             account_names = {a.id: a.name for a in accounts.list_accounts(connection)}
         since = datetime.fromisoformat(position["since"]) if position.get("since") else None
         mapped = self._mapped_accounts(account_names, summary)
+        if set(mapped) - set(position.get("accounts", [])):
+            # An account new to the mapping has a backlog older than the position.
+            since = None
         sku_maps: dict[int, SkuMap | None] = {}
         while not self.stop.is_set():
             self.heartbeat()
@@ -110,9 +113,8 @@ class Projector:
         else:
             return summary
         with self.engine.begin() as connection:
-            bridge_state.save_position(
-                connection, POSITION, {"since": (started - OVERLAP).isoformat()}, self.now()
-            )
+            position = {"since": (started - OVERLAP).isoformat(), "accounts": sorted(mapped)}
+            bridge_state.save_position(connection, POSITION, position, self.now())
         if self.mapping.spec.pii.purge and self.uses_pii:
             summary.pii_purged = self.purge_pii()
         return summary
@@ -274,27 +276,45 @@ class Projector:
     # -- PII purge -------------------------------------------------------------------------
 
     def purge_pii(self) -> int:
-        """Clear the mapped PII columns of ERP rows whose retention period has passed."""
+        """Clear the mapped PII columns of ERP rows whose retention period has passed.
+
+        Each order is cleared in its own savepoint: a row the ERP refuses to change is
+        logged and tried again at the next pass, and never holds back the others.
+        """
         now = self.now()
+        cutoff = now - timedelta(days=self.retention_days)
         with self.engine.begin() as connection:
-            rows = bridge_state.orders_with_pii(connection, PII_PURGE_BATCH)
-        expired = [row for row in rows if canonical.is_pii_expired(row, now, self.retention_days)]
-        if not expired:
+            rows = bridge_state.orders_with_pii(connection, cutoff, PII_PURGE_BATCH)
+        if not rows:
             return 0
         orders_table, lines_table = self.tables.orders, self.tables.lines
         assert orders_table is not None
+        purged = []
         with self.erp_engine.begin() as erp:
-            for row in expired:
+            for row in rows:
                 keys = json.loads(row.erp_keys or "{}")
-                if self.mapping.pii_columns and keys.get("order"):
-                    _clear(erp, orders_table, keys["order"], self.mapping.pii_columns)
-                if lines_table is not None and self.mapping.line_pii_columns:
-                    for line_key in keys.get("lines", []):
-                        _clear(erp, lines_table, line_key, self.mapping.line_pii_columns)
+                try:
+                    with erp.begin_nested():
+                        if self.mapping.pii_columns and keys.get("order"):
+                            _clear(erp, orders_table, keys["order"], self.mapping.pii_columns)
+                        if lines_table is not None and self.mapping.line_pii_columns:
+                            for line_key in keys.get("lines", []):
+                                _clear(erp, lines_table, line_key, self.mapping.line_pii_columns)
+                except SQLAlchemyError as exc:
+                    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                        raise
+                    log.warning(
+                        "erp_pii_purge_failed",
+                        amazon_order_id=row.order_id,
+                        reason=database_error_reason(exc),
+                    )
+                    continue
+                purged.append(row.order_pk)
         with self.engine.begin() as connection:
-            bridge_state.mark_pii_purged(connection, [row.order_pk for row in expired], now)
-        log.info("erp_pii_purged", orders=len(expired))
-        return len(expired)
+            bridge_state.mark_pii_purged(connection, purged, now)
+        if purged:
+            log.info("erp_pii_purged", orders=len(purged))
+        return len(purged)
 
 
 def upsert_row(
@@ -358,7 +378,8 @@ def _clear(
     connection: Connection, table: Table, key: Mapping[str, Any], columns: Sequence[str]
 ) -> None:
     where = and_(*(table.c[name] == value for name, value in key.items()))
-    connection.execute(update(table).where(where).values(dict.fromkeys(columns)))
+    empty = {name: empty_value(table.c[name]) for name in columns}
+    connection.execute(update(table).where(where).values(empty))
 
 
 def _insert_only(columns: Mapping[str, ColumnSpec]) -> frozenset[str]:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table
 
+from syncd.bridge.check import integer_range
 from syncd.bridge.fields import CanonicalLine, CanonicalOrder
 from syncd.bridge.mapping import ColumnSpec, LoadedMapping, map_value
 from syncd.i18n import gettext as _
@@ -83,7 +84,12 @@ class RowBuilder:
         for name, spec in columns.items():
             column = table.c[name]
             raw = self._source(name, spec, order, line, parent)
-            values[name] = self._fit(table, column, spec, raw)
+            value = self._fit(table, column, spec, raw)
+            if value is None and not column.nullable:
+                if column.server_default is not None and not isinstance(column.type, String):
+                    continue  # the ERP's own default stands in for "no value"
+                value = empty_value(column)
+            values[name] = value
         return values
 
     def _source(
@@ -139,7 +145,7 @@ class RowBuilder:
         if isinstance(column_type, Boolean):
             return bool(value)
         if isinstance(column_type, Integer):
-            return _as_int(column.name, value)
+            return _fit_int(column, value)
         if isinstance(column_type, Numeric):
             return _fit_amount(column, value)
         if isinstance(column_type, String):
@@ -162,15 +168,24 @@ class RowBuilder:
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         if isinstance(column.type, String):
             return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        if spec.zone is not None:
-            local = aware.astimezone(ZoneInfo(spec.zone))
-        else:
-            local = aware.astimezone(UTC)
+        if (table.name, column.name) not in self.naive:
+            # A column that stores an instant gets it in UTC, as every session of syncd's is.
+            return aware.astimezone(UTC)
+        local = aware.astimezone(ZoneInfo(spec.zone) if spec.zone is not None else UTC)
         if isinstance(column.type, Date) and not isinstance(column.type, DateTime):
             return local.date()
-        if (table.name, column.name) in self.naive:
-            return local.replace(tzinfo=None)
-        return local
+        return local.replace(tzinfo=None)
+
+
+def empty_value(column: Column[Any]) -> str | None:
+    """What "no value" is in a column: NULL, or '' in a NOT NULL text column.
+
+    ERPs on MySQL often declare text NOT NULL DEFAULT '', where an empty string is how they
+    write "unknown" (a pending order's address, a purged buyer name).
+    """
+    if not column.nullable and isinstance(column.type, String):
+        return ""
+    return None
 
 
 def _as_text(value: Any) -> str:
@@ -181,6 +196,18 @@ def _as_text(value: Any) -> str:
     if isinstance(value, date | datetime):
         return value.isoformat()
     return str(value)
+
+
+def _fit_int(column: Column[Any], value: Any) -> int:
+    number = _as_int(column.name, value)
+    bounds = integer_range(column.type)
+    if bounds is not None and not (bounds[0] <= number <= bounds[1]):
+        raise ValueFitError(
+            _("{column}: {value} does not fit {type} ({low} to {high}).").format(
+                column=column.name, value=number, type=column.type, low=bounds[0], high=bounds[1]
+            )
+        )
+    return number
 
 
 def _as_int(column: str, value: Any) -> int:

@@ -225,8 +225,19 @@ def forget_outcome(connection: Connection, order_pks: Sequence[int]) -> int:
     return int(result.rowcount)
 
 
-def orders_with_pii(connection: Connection, limit: int) -> list[Any]:
-    """Return projected orders whose ERP rows hold PII not yet purged, with the order's dates."""
+def orders_with_pii(connection: Connection, cutoff: datetime, limit: int) -> list[Any]:
+    """Return projected orders whose ERP rows hold PII past its retention, oldest first.
+
+    ``cutoff`` is now minus the retention period. A shipped order's period starts at its
+    latest delivery date (its last update when Amazon gave none), a cancelled order's at
+    its cancellation; the same rule as :func:`syncd.bridge.canonical.retention_start`,
+    applied in SQL so that orders still inside their period never hold back expired ones.
+    """
+    shipped_start = func.coalesce(_ORDERS.c.deliver_by_latest, _ORDERS.c.last_updated_time)
+    expired = or_(
+        and_(_ORDERS.c.status == "CANCELLED", _ORDERS.c.last_updated_time <= cutoff),
+        and_(_ORDERS.c.status == "SHIPPED", shipped_start <= cutoff),
+    )
     query = (
         select(
             _ERP_ORDERS.c.order_pk,
@@ -238,11 +249,7 @@ def orders_with_pii(connection: Connection, limit: int) -> list[Any]:
             _ORDERS.c.last_updated_time,
         )
         .join(_ORDERS, _ORDERS.c.id == _ERP_ORDERS.c.order_pk)
-        .where(
-            _ERP_ORDERS.c.has_pii.is_(True),
-            _ERP_ORDERS.c.pii_purged_at.is_(None),
-            _ORDERS.c.status.in_(("SHIPPED", "CANCELLED")),
-        )
+        .where(_ERP_ORDERS.c.has_pii.is_(True), _ERP_ORDERS.c.pii_purged_at.is_(None), expired)
         .order_by(_ORDERS.c.last_updated_time)
         .limit(limit)
     )

@@ -50,8 +50,8 @@ class Bridge:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
         self._lock = threading.Lock()
-        self._loaded: tuple[float, LoadedMapping, ErpTables] | None = None
-        self._reported: float | None = None
+        self._loaded: tuple[float, LoadedMapping] | None = None
+        self._reported: tuple[float, tuple[str, ...]] | None = None
         self._erp_engine: Engine | None = None
 
     @property
@@ -76,10 +76,10 @@ class Bridge:
         if self.ctx.settings.mapping_file is None or self.ctx.stop.is_set():
             return summary
         with self._lock:
-            if not self._take_lease():
-                log.debug("bridge_lease_busy")
-                return summary
             try:
+                if not self._take_lease():
+                    log.debug("bridge_lease_busy")
+                    return summary
                 self._run(summary)
             except (MappingError, errors.LeaseLostError) as exc:
                 summary.error = str(exc)
@@ -127,10 +127,13 @@ class Bridge:
         _log_summary(summary)
 
     def prepare(self) -> tuple[LoadedMapping, ErpTables]:
-        """Return the mapping and its checked tables, reading the file again if it changed.
+        """Return the mapping and its checked tables.
+
+        The file is read again when it changed on disk; the tables are reflected on every
+        pass, so a column the operator widened to take a quarantined order counts at once.
 
         Raises:
-            MappingError: the file or its tables have errors (logged once per file version).
+            MappingError: the file or its tables have errors (logged once until they change).
         """
         path = self.ctx.settings.mapping_file
         assert path is not None
@@ -138,22 +141,19 @@ class Bridge:
             mtime = path.stat().st_mtime
         except OSError:
             mtime = -1.0
-        if self._loaded is not None and self._loaded[0] == mtime:
-            return self._loaded[1], self._loaded[2]
         try:
-            mapping = load_mapping(path)
+            if self._loaded is None or self._loaded[0] != mtime:
+                self._loaded = None
+                self._loaded = (mtime, load_mapping(path))
+                log.info("bridge_mapping_loaded", path=str(path))
+            mapping = self._loaded[1]
             tables = prepare_tables(mapping, self.erp_engine)
         except MappingError as exc:
-            if self._reported != mtime:
-                self._reported = mtime
-                log.error(
-                    "bridge_mapping_invalid",
-                    path=str(path),
-                    problems=[str(problem) for problem in exc.problems],
-                )
+            problems = tuple(str(problem) for problem in exc.problems)
+            if self._reported != (mtime, problems):
+                self._reported = (mtime, problems)
+                log.error("bridge_mapping_invalid", path=str(path), problems=list(problems))
             raise
-        self._loaded = (mtime, mapping, tables)
-        log.info("bridge_mapping_loaded", path=str(path))
         return mapping, tables
 
     def _take_lease(self) -> bool:

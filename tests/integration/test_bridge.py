@@ -177,7 +177,7 @@ def test_rejected_wms_row_written_back(domestic: BridgeWorld) -> None:
     domestic.execute(
         "UPDATE wms_delivery SET tracking_no = 'YT0000000000000001' WHERE id = :id", id=row.id
     )
-    # Followed by id, a fixed row is found again only through the pass's overlap.
+    # Without ON UPDATE (SQLite, PostgreSQL) the pass's overlap finds the fixed row again.
     domestic.run()
     run_shipments(domestic.ctx, account)
     domestic.run()

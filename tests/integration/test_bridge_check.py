@@ -316,11 +316,6 @@ def test_numeric_write_back_needs_numbers(erp: Erp) -> None:
 # -- mistakes the check misses or reports wrongly ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a DATE column gets the UTC date of the purchase time (a day early for Beijing "
-    "mornings), and the check asks for no zone, because only DateTime columns count as naive",
-)
 def test_date_column_without_zone(erp: Erp) -> None:
     ddl = erp.ddl("oms_order", "remark VARCHAR(255),", "remark VARCHAR(255), order_date DATE,")
     mapping = _mapping("pick_status =", 'order_date = "purchase_time"\npick_status =')
@@ -331,11 +326,6 @@ def test_date_column_without_zone(erp: Erp) -> None:
     assert "without a time zone" in problem.problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a ship time kept as text without zone is read as UTC (Beijing times land 8 h "
-    "late), and the check asks for shipped_at_zone only for DATETIME columns",
-)
 def test_text_ship_time_without_zone(erp: Erp) -> None:
     ddl = erp.ddl("wms_delivery", "delivery_time DATETIME,", "delivery_time VARCHAR(32),")
     mapping = _mapping('shipped_at_zone = "Asia/Shanghai"\n', "")
@@ -346,11 +336,6 @@ def test_text_ship_time_without_zone(erp: Erp) -> None:
     assert "shipped_at_zone" in problem.fix
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the check does not compare map values with the integer column's range; 70000 "
-    "in a TINYINT/SMALLINT quarantines every cancelled order (or is cut on lax MariaDB)",
-)
 def test_map_value_beyond_integer_column(erp: Erp) -> None:
     _require(erp, "mariadb", "postgresql", reason="SQLite's integer columns take any size")
     mapping = _mapping("CANCELLED = 90", "CANCELLED = 70000")
@@ -361,11 +346,6 @@ def test_map_value_beyond_integer_column(erp: Erp) -> None:
     assert "70000" in problem.problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a MariaDB/MySQL TIMESTAMP stores an instant (converted from the session's "
-    "UTC), yet the check demands a zone; its suggested Asia/Shanghai shifts every time by 8 h",
-)
 def test_mariadb_timestamp_needs_no_zone(erp: Erp) -> None:
     _require(erp, "mariadb", reason="TIMESTAMP converts through the session zone on MariaDB")
     ddl = erp.ddl(
@@ -378,12 +358,6 @@ def test_mariadb_timestamp_needs_no_zone(erp: Erp) -> None:
     assert _errors(problems) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: text columns are compared with the field's 32-character limit even where "
-    "Amazon's values form a closed set; the modern sample's VARCHAR(10) for fulfilled_by "
-    "(AMAZON or MERCHANT) fails the check",
-)
 def test_modern_sample_has_no_errors(erp: Erp) -> None:
     _require(erp, "postgresql", reason="the modern sample uses PostgreSQL's types")
     create_tables(erp.url, modern_ddl(), MODERN_TABLES)
@@ -513,11 +487,6 @@ def test_account_constant_missing(tmp_path: Path) -> None:
     assert not [p for p in problems if p.where == f"accounts.{ACCOUNT}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: one missing constant is reported once per use (orders, skus, shipments), so "
-    "doctor prints the same line three times",
-)
 def test_missing_constant_reported_once(tmp_path: Path) -> None:
     mapping = GOOD_MAPPING + '\n[accounts.acme-eu]\nwarehouse = "EU01"\n'
 

@@ -327,12 +327,6 @@ def test_pii_cleared_after_retention(domestic_factory: Factory) -> None:
     assert record.pii_purged_at is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: purge_pii looks at the 500 oldest-updated orders with PII and filters expiry "
-    "afterwards, so shipped orders still inside their retention period hold back the purge "
-    "of expired ones beyond Amazon's 30 days",
-)
 def test_pii_purge_not_held_back(
     domestic_factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,11 +368,6 @@ RECEIVER_NOT_NULL = _schema(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a NOT NULL DEFAULT '' column fed by a PII field gets NULL for a pending order "
-    "(Amazon sends no address yet), so the order is quarantined; doctor does not warn",
-)
 def test_pending_order_not_null_pii(domestic_factory: Factory) -> None:
     bw = domestic_factory(ddl=RECEIVER_NOT_NULL)
     assert bw.bridge.prepare()  # doctor's check passes this schema
@@ -393,11 +382,6 @@ def test_pending_order_not_null_pii(domestic_factory: Factory) -> None:
     assert _erp_order(bw, order["orderId"]).receiver_name == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: purge_pii writes NULL into a NOT NULL PII column outside any savepoint, so "
-    "every later bridge pass fails and the WMS is no longer read",
-)
 def test_pii_purge_not_null_column(domestic_factory: Factory) -> None:
     bw = domestic_factory(ddl=RECEIVER_NOT_NULL)
     world = bw.world
@@ -514,27 +498,26 @@ def test_lax_mariadb_still_quarantines(domestic_factory: Factory) -> None:
     assert not bw.rows("SELECT 1 FROM oms_order")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: neither the check nor the projection compares a whole number with the integer "
-    "column's range, so lax MariaDB stores 300 in a TINYINT as 127",
-)
 def test_lax_mariadb_tinyint_overflow(domestic_factory: Factory) -> None:
-    bw = domestic_factory(mapping=_mapping(("CANCELLED = 90", "CANCELLED = 300")), separate=True)
+    tinyint = ("oms_order_item", "qty INT NOT NULL", "qty TINYINT NOT NULL")
+    bw = domestic_factory(
+        ddl=lambda backend: _ddl(backend, (tinyint,) if backend == "mariadb" else ()),
+        separate=True,
+    )
     _require(bw, "mariadb", "sql_mode is MariaDB's")
     _lax_sql_mode(bw)
     world = bw.world
     account = world.add_account(ACCOUNT, "na", US)
-    order = new_order(world, account, (1,), status="CANCELLED")
+    order = new_order(world, account, (200,))
     fetch_orders(world, account, order["orderId"])
 
     bw.run()
 
-    assert not bw.rows("SELECT order_status FROM oms_order WHERE order_status = 127")
-    assert "order_status" in _quarantined(bw)[order["orderId"]]
+    assert not bw.rows("SELECT qty FROM oms_order_item WHERE qty = 127")
+    assert "qty: 200 does not fit" in _quarantined(bw)[order["orderId"]]
 
 
-def test_strict_mariadb_tinyint_overflow(domestic_factory: Factory) -> None:
+def test_map_value_beyond_tinyint_stops(domestic_factory: Factory) -> None:
     bw = domestic_factory(mapping=_mapping(("CANCELLED = 90", "CANCELLED = 300")))
     _require(bw, "mariadb", "TINYINT is MariaDB's")
     world = bw.world
@@ -542,9 +525,11 @@ def test_strict_mariadb_tinyint_overflow(domestic_factory: Factory) -> None:
     order = new_order(world, account, (1,), status="CANCELLED")
     fetch_orders(world, account, order["orderId"])
 
-    bw.run()
+    summary = bw.bridge.run()
 
-    assert "Out of range value for column 'order_status'" in _quarantined(bw)[order["orderId"]]
+    assert summary.error is not None
+    assert "300 does not fit the column's TINYINT" in summary.error
+    assert not bw.rows("SELECT 1 FROM oms_order")
 
 
 # -- crashes, triggers, leases, reloads ----------------------------------------------------------
@@ -839,11 +824,6 @@ def test_ship_time_repeated_at_dst_end(domestic_factory: Factory) -> None:
     assert row.amz_upload_status == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: followed by id, a WMS row that matches `where` only after 1000 newer rows "
-    "is never read; the domestic sample follows id although wms_delivery has update_time",
-)
 def test_late_wms_row_still_read(domestic_factory: Factory) -> None:
     bw = domestic_factory()
     world = bw.world
@@ -886,11 +866,6 @@ def test_late_wms_row_still_read(domestic_factory: Factory) -> None:
 # -- changes an operator makes after a pass --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: orders of an account left out of [accounts] are passed over, and the pass "
-    "position moves on, so adding the account later never projects its older orders",
-)
 def test_added_account_gets_backlog(domestic_factory: Factory) -> None:
     bw = domestic_factory()
     world = bw.world
@@ -912,11 +887,6 @@ def test_added_account_gets_backlog(domestic_factory: Factory) -> None:
     assert _erp_order(bw, order["orderId"]).shop_code == "US02"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the tables are reflected once per mapping file version, so after the operator "
-    "widens a column as the quarantine reason asks, a re-drive still fails on the old length",
-)
 def test_widened_column_takes_redrive(domestic_factory: Factory) -> None:
     bw = domestic_factory(
         ddl=_schema(("oms_order", "receiver_name VARCHAR(128)", "receiver_name VARCHAR(4)"))
@@ -948,11 +918,6 @@ def test_widened_column_takes_redrive(domestic_factory: Factory) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the feeder drops a text ship time it cannot parse (2026/12/05 10:00:00, common "
-    "in Chinese WMSs), so the rejection says the time is missing instead of showing the value",
-)
 def test_unparsed_text_ship_time_shown(domestic_factory: Factory) -> None:
     bw = domestic_factory(
         ddl=_schema(("wms_delivery", "delivery_time DATETIME,", "delivery_time VARCHAR(32),"))
@@ -964,11 +929,11 @@ def test_unparsed_text_ship_time_shown(domestic_factory: Factory) -> None:
         shop="US01",
         order_id=order["orderId"],
         tracking="1Z0000000000000006",
-        shipped="2026/12/05 10:00:00",
+        shipped="12/05/2026 10:00",
     )
 
     _ship_through(bw, account)
 
     [row] = bw.rows("SELECT amz_upload_status, amz_upload_msg FROM wms_delivery")
     assert row.amz_upload_status == 8
-    assert "2026/12/05 10:00:00" in row.amz_upload_msg
+    assert "12/05/2026 10:00" in row.amz_upload_msg
