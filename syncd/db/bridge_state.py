@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from syncd.db.models import (
     BridgePosition,
@@ -180,37 +180,58 @@ class Outcome:
 
 
 def record_outcomes(connection: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Record the outcome of each order of a batch (after the ERP's commit)."""
+    """Record the outcome of each order of a batch (after the ERP's commit), two statements
+    for the batch: one for the orders seen before, one for the new ones."""
     if not outcomes:
         return
     pks = [outcome.order_pk for outcome in outcomes]
-    existing = {
-        row.order_pk: row
-        for row in connection.execute(
-            select(_ERP_ORDERS.c.order_pk, _ERP_ORDERS.c.pii_purged_at).where(
-                _ERP_ORDERS.c.order_pk.in_(pks)
-            )
-        )
-    }
+    existing = set(
+        connection.execute(
+            select(_ERP_ORDERS.c.order_pk).where(_ERP_ORDERS.c.order_pk.in_(pks))
+        ).scalars()
+    )
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
     for outcome in outcomes:
-        values: dict[str, Any] = {
-            "account_id": outcome.account_id,
-            "content_hash": outcome.content_hash,
-            "state": outcome.state,
-            "error": outcome.error,
-            "projected_at": now,
-        }
-        if outcome.state == PROJECTED:
-            values["erp_keys"] = json.dumps(outcome.erp_keys, sort_keys=True, default=str)
-            values["has_pii"] = outcome.has_pii
-            values["pii_purged_at"] = now if outcome.pii_purged else None
+        values = _outcome_values(outcome, now)
         if outcome.order_pk in existing:
-            connection.execute(
-                update(_ERP_ORDERS).where(_ERP_ORDERS.c.order_pk == outcome.order_pk).values(values)
-            )
+            updates.append({"pk": outcome.order_pk, **values})
         else:
-            values.setdefault("has_pii", False)
-            connection.execute(insert(_ERP_ORDERS).values(order_pk=outcome.order_pk, **values))
+            inserts.append({"order_pk": outcome.order_pk, **values})
+    # Rows differ in which columns they set (only a projection sets keys and PII), so each
+    # group of rows with the same columns is one executemany.
+    for group in _by_columns(updates):
+        columns = [name for name in group[0] if name != "pk"]
+        connection.execute(
+            update(_ERP_ORDERS)
+            .where(_ERP_ORDERS.c.order_pk == bindparam("pk"))
+            .values({name: bindparam(name) for name in columns}),
+            group,
+        )
+    for group in _by_columns(inserts):
+        connection.execute(insert(_ERP_ORDERS), group)
+
+
+def _outcome_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "account_id": outcome.account_id,
+        "content_hash": outcome.content_hash,
+        "state": outcome.state,
+        "error": outcome.error,
+        "projected_at": now,
+    }
+    if outcome.state == PROJECTED:
+        values["erp_keys"] = json.dumps(outcome.erp_keys, sort_keys=True, default=str)
+        values["has_pii"] = outcome.has_pii
+        values["pii_purged_at"] = now if outcome.pii_purged else None
+    return values
+
+
+def _by_columns(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
 
 
 def forget_outcome(connection: Connection, order_pks: Sequence[int]) -> int:
