@@ -24,7 +24,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, Integer, String, Table, and_, or_, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 
 from syncd.bridge.check import ID_OVERLAP, ErpTables
 from syncd.bridge.mapping import LoadedMapping, ShipmentsSpec
@@ -39,6 +51,7 @@ from syncd.shipping.intake import RejectedError, parse_request
 log = get_logger(__name__)
 
 _REQUESTS = table_of(ShipmentRequest)
+_RAW_CHANGES = "syncd_changes"  # the changes column as the query compares it
 _COMPARED = (
     "account",
     "amazon_order_id",
@@ -115,8 +128,8 @@ class WmsFeeder:
             with self.engine.begin() as connection:
                 self._take(connection, rows, items, summary)
                 last = rows[-1]
-                after = (last[self.spec.changes], last[self.spec.key])
-                furthest = self._later(position.get("after"), after[0])
+                after = (last[_RAW_CHANGES], last[self.spec.key])
+                furthest = self._later(position.get("after"), last[self.spec.changes])
                 position = {"after": furthest}
                 bridge_state.save_position(connection, name, position, self.now())
             summary.read += len(rows)
@@ -150,20 +163,40 @@ class WmsFeeder:
         return int(stored) if isinstance(column.type, Integer) else datetime.fromisoformat(stored)
 
     def _read(self, erp: Connection, lower: Any, after: tuple[Any, Any] | None) -> list[Any]:
-        changes = self.table.c[self.spec.changes]
+        changes = self._changes_expression()
         key = self.table.c[self.spec.key]
-        query = select(self.table).order_by(changes, key).limit(self.batch_size)
+        query = (
+            select(self.table, changes.label(_RAW_CHANGES))
+            .order_by(changes, key)
+            .limit(self.batch_size)
+        )
         for name, wanted in self.spec.where.items():
             column = self.table.c[name]
             query = query.where(
                 column.in_(wanted) if isinstance(wanted, list) else column == wanted
             )
-        query = query.where(changes.is_not(None))
+        query = query.where(self.table.c[self.spec.changes].is_not(None))
         if after is not None:
             query = query.where(or_(changes > after[0], and_(changes == after[0], key > after[1])))
         elif lower is not None:
+            if isinstance(lower, datetime) and self._times_as_text():
+                lower = lower.isoformat(sep=" ")
             query = query.where(changes >= lower)
         return [row._mapping for row in erp.execute(query)]
+
+    def _times_as_text(self) -> bool:
+        column = self.table.c[self.spec.changes]
+        return self.erp_engine.dialect.name == "sqlite" and isinstance(column.type, DateTime)
+
+    def _changes_expression(self) -> Any:
+        """The changes column as the pages compare it.
+
+        SQLite keeps times as text in whatever form the WMS wrote (CURRENT_TIMESTAMP has no
+        fraction of a second), while a bound datetime gets six decimals: compared as
+        datetimes, rows of the same second would never equal the page's last one.
+        """
+        column = self.table.c[self.spec.changes]
+        return type_coerce(column, String) if self._times_as_text() else column
 
     def _read_items(self, erp: Connection, rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
         spec = self.spec.items

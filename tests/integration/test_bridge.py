@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from syncd import cli
 from syncd.db import bridge_state, quarantine
@@ -439,3 +440,35 @@ def test_purge_clears_unchanged_orders(no_retention: BridgeWorld) -> None:
     no_retention.run()
 
     assert _receiver(no_retention, order["orderId"]).receiver_name is None
+
+
+@pytest.fixture
+def small_batches(
+    world: JobWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BridgeWorld]:
+    """The domestic ERP in syncd's database, read five rows at a time."""
+    url = world.ctx.settings.database_url
+    create_tables(url, domestic_ddl(backend_of(url)), DOMESTIC_TABLES)
+    mapping = write_mapping(tmp_path, domestic_mapping("acme-na"))
+    yield from bridge_world(world, url, mapping, monkeypatch, bridge_batch_size="5")
+    drop_tables(url, DOMESTIC_TABLES)
+
+
+def test_same_second_rows_all_read(small_batches: BridgeWorld) -> None:
+    world = small_batches.world
+    world.add_account("acme-na", "na", US)
+    # One statement: every row gets the same update_time, to the second, from the database.
+    with small_batches.erp().begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO wms_delivery (platform, shop_code, platform_order_no, "
+                "logistics_company, tracking_no, delivery_time, status) VALUES ('AMAZON', "
+                "'US01', :order_id, '云途', :tracking, '2026-12-05 10:00:00', 2)"
+            ),
+            [{"order_id": f"111-0000000-{n:07d}", "tracking": f"YT{n:016d}"} for n in range(12)],
+        )
+
+    summary = small_batches.run()
+
+    assert summary.feed is not None
+    assert summary.feed.new == 12
