@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select, text
 
-from syncd.bridge.feeder import FINAL_STATES, describe_request
+from syncd.bridge.feeder import describe_request
 from syncd.db import bridge_state, intake, outbox, quarantine
 from syncd.db.models import (
     ErpOrder,
@@ -155,7 +155,6 @@ class BridgeDatabases:
                 _OUTBOX.c.last_error_message,
                 _WRITE_BACKS.c.state.label("written_state"),
                 _WRITE_BACKS.c.message_hash,
-                _WRITE_BACKS.c.is_final,
             )
             .outerjoin(_OUTBOX, _OUTBOX.c.id == _REQUESTS.c.outbox_id)
             .outerjoin(_WRITE_BACKS, _WRITE_BACKS.c.request_id == _REQUESTS.c.id)
@@ -473,7 +472,7 @@ def _write_back_differences(row: Any, request: Any, plan: WmsPlan) -> tuple[str,
             f"tracking {request.tracking_number}; the row names {plan.order_id}, "
             f"{plan.tracking_number!r}"
         )
-    if state != expected or state not in FINAL_STATES:
+    if state != expected:
         found.append(
             f"WMS row {row.id} (order {plan.order_id}, tracking {plan.tracking_number!r}): "
             f"request {request.id} is {state}, expected {expected}: {message}"
@@ -485,8 +484,8 @@ def _write_back_differences(row: Any, request: Any, plan: WmsPlan) -> tuple[str,
             f"WMS row {row.id}: written back status, message, time set {written}, expected "
             f"{(WRITE_BACK_CODES[state], message_written, True)}"
         )
-    recorded = (request.written_state, request.message_hash, request.is_final)
-    if recorded != (*_state_and_hash(request), state in FINAL_STATES):
+    recorded = (request.written_state, request.message_hash)
+    if recorded != _state_and_hash(request):
         found.append(f"WMS row {row.id}: syncd recorded the write-back {recorded}, state {state}")
     return state, found
 
