@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import cli_base, errors
 from syncd.amazon.clock import utc_now
+from syncd.bridge.projection import STREAM as ERP_STREAM
 from syncd.cli_accounts import account_state_label
 from syncd.cli_support import (
     create_console,
@@ -348,7 +349,9 @@ def list_quarantine(ctx: click.Context, show_all: bool) -> None:
     if not entries:
         click.echo(_("Nothing is quarantined."))
         return
-    table = Table("ID", _("Account"), _("Order"), _("Attempts"), _("Since"), _("Reason"))
+    table = Table(
+        "ID", _("Account"), _("Order"), _("Refused by"), _("Attempts"), _("Since"), _("Reason")
+    )
     table.columns[2].no_wrap = True  # an order id is copied from here into 'quarantine retry'
     table.columns[2].min_width = 19
     for entry in entries:
@@ -356,6 +359,7 @@ def list_quarantine(ctx: click.Context, show_all: bool) -> None:
             str(entry.id),
             names.get(entry.account_id, str(entry.account_id)),
             entry.record_id or "-",
+            _("the ERP") if entry.stream == ERP_STREAM else _("syncd"),
             str(entry.attempts),
             format_time(entry.created_at),
             entry.reason if entry.status == quarantine.OPEN else _("(resolved)"),
@@ -403,7 +407,6 @@ def _retry_entry(
     job: JobContext, entry: quarantine.QuarantineEntry, account: accounts.AccountRecord
 ) -> bool:
     from syncd.amazon.orders import OrdersClient  # noqa: PLC0415
-    from syncd.bridge.projection import STREAM as ERP_STREAM  # noqa: PLC0415
     from syncd.db import bridge_state  # noqa: PLC0415
 
     if entry.stream == ERP_STREAM and entry.record_id is not None:

@@ -52,9 +52,9 @@ def retention_start(
     Amazon's Data Protection Policy keeps buyer PII at most 30 days after delivery. syncd
     does not learn the delivery itself, so a shipped order counts from its latest delivery
     date, or from its last update when Amazon gave none; a cancelled order from its
-    cancellation (its last update).
+    cancellation, and an order Amazon marked unfulfillable from then (its last update).
     """
-    if status == "CANCELLED":
+    if status in ("CANCELLED", "UNFULFILLABLE"):
         return updated
     if status == "SHIPPED":
         return deliver_by or updated

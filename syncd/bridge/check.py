@@ -373,7 +373,7 @@ class _TableChecker:
                 _(
                     "ALTER TABLE {table} MODIFY {column} {type} CHARACTER SET utf8mb4 COLLATE "
                     "utf8mb4_unicode_ci;"
-                ).format(table=table.name, column=column.name, type=column.type),
+                ).format(table=table.name, column=column.name, type=_plain_type(column)),
             )
 
     def _check_amount(self, where: str, column: Column[Any]) -> None:
@@ -541,7 +541,12 @@ class _TableChecker:
             self._column(table, name, "shipments.where")
         self._check_match_column(table, shipments.account, "shipments.account")
         self._check_wms_time(
-            table, shipments.shipped_at, shipments.shipped_at_zone, "shipped_at", "shipped_at_zone"
+            table,
+            shipments.shipped_at,
+            shipments.shipped_at_zone,
+            "shipped_at",
+            "shipped_at_zone",
+            "shipments",
         )
         self._check_changes(table)
         self._check_wms_ids(table)
@@ -567,8 +572,8 @@ class _TableChecker:
                     _("make it VARCHAR({length}).").format(length=fields.ID_RECOMMENDED_LENGTH),
                 )
 
-    def _check_wms_time(
-        self, table: Table, name: str, zone: str | None, role: str, zone_key: str
+    def _check_wms_time(  # noqa: PLR0917 - the column and where its zone goes
+        self, table: Table, name: str, zone: str | None, role: str, zone_key: str, section: str
     ) -> None:
         if name not in table.c:
             return
@@ -583,7 +588,9 @@ class _TableChecker:
                         "column {column} stores times without a time zone, and the mapping names "
                         "none."
                     ).format(column=name),
-                    _('add {key} = "Asia/Shanghai" (or the WMS\'s zone).').format(key=zone_key),
+                    _('add {key} = "Asia/Shanghai" (or the WMS\'s zone) to [{section}].').format(
+                        key=zone_key, section=section
+                    ),
                 )
         else:
             self._wrong_type(f"shipments.{role}", column, _("a date and time"))
@@ -668,8 +675,18 @@ class _TableChecker:
                     write_back.time,
                     write_back.zone,
                     "write_back.time",
-                    "zone = … under [shipments.write_back]",
+                    "zone",
+                    "shipments.write_back",
                 )
+
+
+def _plain_type(column: Column[Any]) -> str:
+    """The column's type for an ALTER statement, without the character set it replaces."""
+    column_type = column.type
+    if isinstance(column_type, String) and column_type.length is not None:
+        kind = "CHAR" if type(column_type).__name__.upper() == "CHAR" else "VARCHAR"
+        return f"{kind}({column_type.length})"
+    return type(column_type).__name__.upper()
 
 
 def is_wall_clock(column: Column[Any], backend: str) -> bool:

@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -213,10 +214,13 @@ class WmsFeeder:
         )
         amazon_skus = self._reverse_skus(erp) if spec.sku else {}
         accounts = {str(row[self.spec.key]): self._account(row) for row in rows}
-        for link, item, quantity in erp.execute(query):
+        for link, item, stored_quantity in erp.execute(query):
             value = None if item is None else str(item)
             if value is not None and spec.sku:
                 value = _amazon_sku(amazon_skus, accounts.get(str(link), ""), value)
+            quantity = stored_quantity
+            if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
+                quantity = int(quantity)  # a DECIMAL(10,2) quantity column holds 2.00
             found.setdefault(str(link), []).append({label: value, "quantity": quantity})
         return found
 
@@ -267,7 +271,17 @@ class WmsFeeder:
         summary: FeedSummary,
     ) -> None:
         source = self.spec.source
-        values = [self._request_values(row, items) for row in rows]
+        key_length = getattr(_REQUESTS.c.source_key.type, "length", None) or 128
+        usable = []
+        for row in rows:
+            if len(str(row[self.spec.key])) > key_length:
+                # Cut short, the key would no longer name its row for the write-back.
+                log.warning(
+                    "wms_row_key_too_long", source=source, length=len(str(row[self.spec.key]))
+                )
+            else:
+                usable.append(row)
+        values = [self._request_values(row, items) for row in usable]
         existing = bridge_state.requests_by_key(
             connection, source, [v["source_key"] for v in values]
         )
@@ -328,7 +342,12 @@ class WmsFeeder:
             ship_date=parsed.ship_date,
         )
         if not amended:
-            log.info("wms_shipment_amendment_deferred", **log_fields)
+            current = outbox.get_row(connection, found.outbox_id)
+            if current is not None and current.state == outbox.SENDING:
+                # Sent right now; the next pass reads the row again if it is still recent.
+                log.info("wms_shipment_amendment_deferred", **log_fields)
+            else:
+                log.warning("wms_shipment_changed_after_acceptance", **log_fields)
             return False
         connection.execute(
             update(_REQUESTS)
@@ -403,6 +422,10 @@ class WmsFeeder:
             return None, None
         if value.tzinfo is not None:
             return value.astimezone(UTC).replace(tzinfo=None), "UTC"
+        column = self.table.c[self.spec.shipped_at]
+        if isinstance(column.type, DateTime) and not self.tables.is_naive(self.table, column.name):
+            # MariaDB's TIMESTAMP comes back in syncd's session zone, UTC, without a zone.
+            return value, "UTC"
         return value, self.spec.shipped_at_zone or "UTC"
 
     def _account(self, row: Mapping[str, Any]) -> str:
@@ -451,7 +474,7 @@ class WmsFeeder:
                             row.id,
                             state=state,
                             message_hash=digest,
-                            is_final=state in FINAL_STATES,
+                            is_final=is_final(state, row),
                             now=now,
                         )
                 written += len(changed)
@@ -484,7 +507,16 @@ class WmsFeeder:
         erp.execute(update(self.table).where(key_column == key_value).values(values))
 
 
-FINAL_STATES = frozenset({"confirmed", "rejected", "cancelled"})
+def is_final(state: str, row: Any) -> bool:
+    """True when a request's write-back cannot change any more.
+
+    A confirmed shipment is final only once Amazon's packages showed it: until then the
+    verification may still find another tracking number there (a conflict). A rejection
+    is final until the WMS row changes, which makes it due again.
+    """
+    if state == "confirmed":
+        return row.verified_at is not None
+    return state in ("rejected", "cancelled")
 
 
 def describe_request(row: Any) -> tuple[str, str | None]:  # noqa: PLR0911 - one per state

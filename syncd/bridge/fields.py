@@ -74,6 +74,9 @@ _ORDER_FIELDS = (
     FieldSpec("order_total", "amount"),
     _text("currency", 3),
     FieldSpec("item_count", "integer"),
+    # When syncd writes the row: for an ERP's created/updated time columns, which a
+    # database default would fill in syncd's session zone (UTC), not the ERP's.
+    FieldSpec("now", "time"),
     # Buyer and recipient: returned only to applications with Amazon's restricted roles.
     _text("buyer_name", is_pii=True),
     _text("buyer_email", is_pii=True),

@@ -257,6 +257,7 @@ class Projector:
             constants=self.mapping.spec.accounts.get(account.lower(), {}),
             skus=skus,
             without_pii=vault is None,
+            now=now,
         )
         keep_pii = expired and not self.mapping.spec.pii.purge
         orders_table = self.tables.orders
@@ -266,7 +267,13 @@ class Projector:
         lines = self.orders.lines
         wanted = self._parent_columns()
         parent, inserted = upsert_row(
-            erp, orders_table, self.orders.key, values, _insert_only(columns), wanted=wanted
+            erp,
+            orders_table,
+            self.orders.key,
+            values,
+            _insert_only(columns),
+            wanted=wanted,
+            touch=_touched(columns),
         )
         keys: dict[str, Any] = {"order": {k: values[k] for k in self.orders.key}, "lines": []}
         has_pii = any(values.get(c) is not None for c in self.mapping.pii_columns)
@@ -288,6 +295,7 @@ class Projector:
                     line_values,
                     _insert_only(line_columns),
                     is_new=lines_are_new,
+                    touch=_touched(line_columns),
                 )
                 keys["lines"].append({k: line_values[k] for k in lines.key})
                 has_pii = has_pii or any(
@@ -378,12 +386,14 @@ def upsert_row(
     *,
     wanted: frozenset[str] = frozenset(),
     is_new: bool = False,
+    touch: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], bool]:
     """Update the row whose natural key matches, or insert one.
 
     Columns in ``insert_only`` are written only when the row is new, so the ERP's own value
     stays. Unchanged rows are not written at all, so ERP triggers on update do not fire.
-    ``is_new`` skips the lookup for a row that cannot exist yet.
+    ``is_new`` skips the lookup for a row that cannot exist yet. Columns in ``touch`` (the
+    time of the write) change only together with another column.
 
     Returns:
         The row's values, including the ``wanted`` columns (such as a generated id), and
@@ -412,9 +422,12 @@ def upsert_row(
         changes = {
             name: value
             for name, value in values.items()
-            if name not in insert_only and name not in key and not _same(stored[name], value)
+            if name not in insert_only | touch
+            and name not in key
+            and not _same(stored[name], value)
         }
         if changes:
+            changes.update({name: values[name] for name in touch if name not in insert_only})
             connection.execute(update(table).where(where).values(changes))
         return {**stored, **changes}, False
     result = connection.execute(insert(table).values(dict(values)))
@@ -447,6 +460,10 @@ def _clear(
     where = and_(*(table.c[name] == value for name, value in key.items()))
     empty = {name: empty_value(table.c[name]) for name in columns}
     connection.execute(update(table).where(where).values(empty))
+
+
+def _touched(columns: Mapping[str, ColumnSpec]) -> frozenset[str]:
+    return frozenset(name for name, spec in columns.items() if spec.field == "now")
 
 
 def _insert_only(columns: Mapping[str, ColumnSpec]) -> frozenset[str]:

@@ -60,12 +60,14 @@ class RowBuilder:
         constants: Mapping[str, Any],
         skus: SkuMap | None,
         without_pii: bool,
+        now: datetime | None = None,
     ) -> None:
         self.mapping = mapping
         self.naive = naive
         self.constants = constants
         self.skus = skus
         self.without_pii = without_pii
+        self.now = now
 
     def row(
         self,
@@ -109,16 +111,9 @@ class RowBuilder:
         elif source == "parent":
             value = (parent or {}).get(spec.parent or "")
         elif source == "code":
-            hook = self.mapping.hooks[spec.code or ""]
-            value = hook(order) if line is None else hook(order, line)
+            value = self._call_hook(name, spec, order, line)
         else:
-            field = spec.field or ""
-            if line is not None and field in line.values:
-                value = line.values[field]
-            else:
-                value = order.values.get(field)
-            if spec.translate == "sku" and self.skus is not None:
-                value = self.skus.translate(value)
+            value = self._field_value(spec, order, line)
         if spec.map is not None:
             value_map = self.mapping.spec.maps[spec.map]
             found, mapped = map_value(value_map, value)
@@ -131,6 +126,34 @@ class RowBuilder:
             value = mapped
         if value is None and spec.default is not None:
             value = spec.default
+        return value
+
+    def _call_hook(
+        self, name: str, spec: ColumnSpec, order: CanonicalOrder, line: CanonicalLine | None
+    ) -> Any:
+        hook = self.mapping.hooks[spec.code or ""]
+        try:
+            return hook(order) if line is None else hook(order, line)
+        except Exception as exc:
+            # The seller's own code: its order waits in quarantine, the others go on.
+            raise ValueFitError(
+                _("{column}: the function {path} failed ({error}: {message}).").format(
+                    column=name, path=spec.code, error=type(exc).__name__, message=exc
+                )
+            ) from exc
+
+    def _field_value(
+        self, spec: ColumnSpec, order: CanonicalOrder, line: CanonicalLine | None
+    ) -> Any:
+        field = spec.field or ""
+        if field == "now":
+            return self.now
+        if line is not None and field in line.values:
+            value = line.values[field]
+        else:
+            value = order.values.get(field)
+        if spec.translate == "sku" and self.skus is not None:
+            value = self.skus.translate(value)
         return value
 
     def _fit(  # noqa: PLR0911 - one return per kind of column

@@ -142,11 +142,16 @@ def orders_to_project(
         .limit(limit)
     )
     if since is not None:
-        query = query.where(_ORDERS.c.synced_at >= since)
+        # An order made to project again (a re-drive) counts whenever it was stored.
+        query = query.where(
+            or_(_ORDERS.c.synced_at >= since, _ERP_ORDERS.c.content_hash.is_(None))
+        )
     return list(connection.execute(query))
 
 
-def count_to_project(connection: Connection, since: datetime | None) -> tuple[int, datetime | None]:
+def count_to_project(
+    connection: Connection, since: datetime | None, account_ids: Sequence[int] | None = None
+) -> tuple[int, datetime | None]:
     """Return how many orders wait for the ERP, and the oldest one's sync time."""
     query = (
         select(func.count(), func.min(_ORDERS.c.synced_at))
@@ -160,7 +165,11 @@ def count_to_project(connection: Connection, since: datetime | None) -> tuple[in
         )
     )
     if since is not None:
-        query = query.where(_ORDERS.c.synced_at >= since)
+        query = query.where(
+            or_(_ORDERS.c.synced_at >= since, _ERP_ORDERS.c.content_hash.is_(None))
+        )
+    if account_ids is not None:
+        query = query.where(_ORDERS.c.account_id.in_(list(account_ids)))
     count, oldest = connection.execute(query).one()
     return int(count), oldest
 
@@ -256,7 +265,10 @@ def orders_with_pii(connection: Connection, cutoff: datetime, limit: int) -> lis
     """
     shipped_start = func.coalesce(_ORDERS.c.deliver_by_latest, _ORDERS.c.last_updated_time)
     expired = or_(
-        and_(_ORDERS.c.status == "CANCELLED", _ORDERS.c.last_updated_time <= cutoff),
+        and_(
+            _ORDERS.c.status.in_(("CANCELLED", "UNFULFILLABLE")),
+            _ORDERS.c.last_updated_time <= cutoff,
+        ),
         and_(_ORDERS.c.status == "SHIPPED", shipped_start <= cutoff),
     )
     query = (

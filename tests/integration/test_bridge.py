@@ -472,3 +472,87 @@ def test_same_second_rows_all_read(small_batches: BridgeWorld) -> None:
 
     assert summary.feed is not None
     assert summary.feed.new == 12
+
+
+def _with_mapping(bridge: BridgeWorld, old: str, new: str) -> None:
+    text_now = bridge.mapping_path.read_text(encoding="utf-8")
+    assert old in text_now
+    bridge.mapping_path.write_text(text_now.replace(old, new), encoding="utf-8")
+
+
+def test_failing_hook_quarantines_its_order(domestic: BridgeWorld) -> None:
+    _with_mapping(
+        domestic,
+        'pick_status = { value = 0, on = "insert" }',
+        'pick_status = { value = 0, on = "insert" }\nremark = { code = "tests.erp_hooks.broken" }',
+    )
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    single = new_order(world, account, (1,))
+    double = new_order(world, account, (2,))
+    fetch_orders(world, account, single["orderId"], double["orderId"])
+
+    summary = domestic.run()
+
+    assert summary.projection is not None
+    assert summary.projection.quarantined == 1
+    [row] = domestic.rows("SELECT remark FROM oms_order")
+    assert row.remark == "ok"
+    with world.ctx.engine.begin() as connection:
+        [entry] = quarantine.list_entries(connection)
+    assert entry.record_id == double["orderId"]
+    assert "tests.erp_hooks.broken failed (KeyError" in entry.reason
+
+
+def test_update_time_written_only_on_change(domestic: BridgeWorld) -> None:
+    _with_mapping(
+        domestic,
+        'pick_status = { value = 0, on = "insert" }',
+        'pick_status = { value = 0, on = "insert" }\n'
+        'updated_at = { field = "now", zone = "Asia/Shanghai" }',
+    )
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    fetch_orders(world, account, order["orderId"])
+    domestic.run()
+    [first] = domestic.rows("SELECT updated_at FROM oms_order")
+    beijing_now = datetime.now(SHANGHAI).replace(tzinfo=None)
+    assert abs(_naive(first.updated_at) - beijing_now) < timedelta(minutes=1)
+
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    domestic.ctx.now = lambda: later
+    with world.ctx.engine.begin() as connection:
+        pks = bridge_state.projected_pks(connection, account.id, [order["orderId"]])
+        bridge_state.forget_outcome(connection, pks)
+    domestic.run()
+    [unchanged] = domestic.rows("SELECT updated_at FROM oms_order")
+    world.sandbox.state.patch_order(f"Atzr|{account.name}", order["orderId"], status="SHIPPED")
+    fetch_orders(world, account, order["orderId"])
+    domestic.run()
+    [changed] = domestic.rows("SELECT updated_at FROM oms_order")
+
+    assert _naive(unchanged.updated_at) == _naive(first.updated_at)
+    assert _naive(changed.updated_at) - _naive(first.updated_at) >= timedelta(minutes=9)
+
+
+def test_reproject_reaches_older_orders(
+    domestic: BridgeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = domestic.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    fetch_orders(world, account, order["orderId"])
+    domestic.run()
+    # Hours later the pass's window no longer reaches the order.
+    later = datetime.now(UTC) + timedelta(hours=3)
+    domestic.ctx.now = lambda: later
+    domestic.run()
+    domestic.execute("UPDATE oms_order SET order_status = 0")
+
+    assert cli.run(["bridge", "reproject"]) == 0
+    domestic.run()
+
+    [row] = domestic.rows("SELECT order_status FROM oms_order")
+    assert row.order_status == 20
+    assert "1 order is written into the ERP again" in capsys.readouterr().out
