@@ -15,7 +15,7 @@ from syncd.bridge.check import inspect_bridge
 from syncd.cli_orders import _context, _stop_on_signals, once_group
 from syncd.cli_support import create_console, format_duration, format_time, load_settings
 from syncd.config import Settings
-from syncd.db import bridge_state
+from syncd.db import accounts, bridge_state
 from syncd.db.models import ErpOrder, table_of
 from syncd.i18n import gettext as _
 from syncd.i18n import ngettext
@@ -165,12 +165,21 @@ def print_bridge_status(connection: Connection, settings: Settings, now: datetim
     """Print the bridge part of ``syncd status``: projection lag and WMS positions."""
     if settings.mapping_file is None:
         return
-    from syncd.bridge.projection import POSITION  # noqa: PLC0415
+    from syncd.bridge.mapping import MappingError, load_mapping  # noqa: PLC0415
+    from syncd.bridge.projection import POSITION, unlisted_accounts  # noqa: PLC0415
 
+    try:
+        mapping = load_mapping(settings.mapping_file)
+    except MappingError as exc:
+        mapping = None
+        problems = len(exc.problems)
+    records = accounts.list_accounts(connection)
+    left_out = [] if mapping is None else unlisted_accounts(mapping, [a.name for a in records])
+    covered = [a.id for a in records if a.name not in left_out]
     positions = bridge_state.list_positions(connection)
     since_text = positions.get(POSITION, ({}, None))[0].get("since")
     since = datetime.fromisoformat(since_text) if since_text else None
-    waiting, oldest = bridge_state.count_to_project(connection, since)
+    waiting, oldest = bridge_state.count_to_project(connection, since, covered)
     states = bridge_state.count_states(connection)
     table = Table(
         _("Part"),
@@ -203,35 +212,19 @@ def print_bridge_status(connection: Connection, settings: Settings, now: datetim
             "-",
         )
     create_console().print(table)
-    _echo_mapping_state(settings, connection)
-
-
-def _echo_mapping_state(settings: Settings, connection: Connection) -> None:
-    """Name a broken mapping file and the accounts it leaves out, below the bridge table."""
-    from syncd.bridge.mapping import MappingError, load_mapping  # noqa: PLC0415
-    from syncd.bridge.projection import unlisted_accounts  # noqa: PLC0415
-
-    assert settings.mapping_file is not None
-    try:
-        mapping = load_mapping(settings.mapping_file)
-    except MappingError as exc:
+    if mapping is None:
         click.echo(
             ngettext(
                 "The mapping file has {count} problem, so the bridge writes nothing; see "
                 "'syncd bridge check'.",
                 "The mapping file has {count} problems, so the bridge writes nothing; see "
                 "'syncd bridge check'.",
-                len(exc.problems),
-            ).format(count=len(exc.problems))
+                problems,
+            ).format(count=problems)
         )
-        return
-    from syncd.db import accounts  # noqa: PLC0415
-
-    names = [account.name for account in accounts.list_accounts(connection)]
-    missing = unlisted_accounts(mapping, names)
-    if missing:
+    elif left_out:
         click.echo(
             _("Not in the mapping's [accounts], so not written: {names}.").format(
-                names=", ".join(missing)
+                names=", ".join(left_out)
             )
         )
