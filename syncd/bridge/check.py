@@ -20,6 +20,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Enum,
     Float,
     Integer,
     MetaData,
@@ -49,6 +50,7 @@ from syncd.i18n import gettext as _
 
 _UTF8MB4 = "utf8mb4"
 ID_OVERLAP = 1_000  # ids the WMS feeder re-reads below its position
+_BACKEND = "syncd_backend"  # key of Column.info: the database the column was reflected from
 
 
 @dataclass
@@ -165,6 +167,7 @@ class _TableChecker:
             )
             return None
         for column in table.columns:
+            column.info[_BACKEND] = self.backend
             if is_wall_clock(column, self.backend):
                 self.tables.naive.add((table.name, column.name))
         return table
@@ -683,6 +686,8 @@ class _TableChecker:
 def _plain_type(column: Column[Any]) -> str:
     """The column's type for an ALTER statement, without the character set it replaces."""
     column_type = column.type
+    if isinstance(column_type, Enum):
+        return "ENUM({values})".format(values=", ".join(repr(v) for v in column_type.enums))
     if isinstance(column_type, String) and column_type.length is not None:
         kind = "CHAR" if type(column_type).__name__.upper() == "CHAR" else "VARCHAR"
         return f"{kind}({column_type.length})"
@@ -704,11 +709,17 @@ def is_wall_clock(column: Column[Any], backend: str) -> bool:
     return isinstance(column_type, Date)
 
 
-def integer_range(column_type: Any) -> tuple[int, int] | None:
-    """The values an integer column holds, or None when it is not an integer column."""
+def integer_range(column: Column[Any]) -> tuple[int, int] | None:
+    """The values an integer column holds, or None when it is not an integer column.
+
+    SQLite stores every integer in up to 64 bits, whatever the declared type.
+    """
+    column_type = column.type
     if not isinstance(column_type, Integer):
         return None
     bits = 64
+    if column.info.get(_BACKEND) == "sqlite":
+        return -(2**63), 2**63 - 1
     if isinstance(column_type, mysql.TINYINT):
         bits = 8
     elif isinstance(column_type, SmallInteger):
@@ -732,7 +743,7 @@ def _value_problem(column: Column[Any], value: Scalar) -> str | None:
         return _("the column is {type}, but the mapping writes {value!r} into it.").format(
             type=column_type, value=value
         )
-    bounds = integer_range(column_type)
+    bounds = integer_range(column)
     if bounds is not None and not (bounds[0] <= int(value) <= bounds[1]):
         return _("{value} does not fit the column's {type} ({low} to {high}).").format(
             value=value, type=column_type, low=bounds[0], high=bounds[1]

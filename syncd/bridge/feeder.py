@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -418,6 +418,9 @@ class WmsFeeder:
     def _ship_time(self, value: Any) -> tuple[datetime | None, str | None]:
         if isinstance(value, str):
             value = _parse_wall_clock(value)
+        elif isinstance(value, date) and not isinstance(value, datetime):
+            # A DATE column: the day's start, local time, is never in the future.
+            value = datetime.combine(value, time())
         if not isinstance(value, datetime):
             return None, None
         if value.tzinfo is not None:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from syncd.bridge import canonical
 from syncd.bridge.check import ErpTables
+from syncd.bridge.fields import CanonicalOrder
 from syncd.bridge.mapping import ColumnSpec, LoadedMapping
 from syncd.bridge.values import RowBuilder, SkuMap, ValueFitError, empty_value
 from syncd.crypto import Vault
@@ -309,6 +310,22 @@ class Projector:
             pii_purged=expired and self.uses_pii and not keep_pii,
         )
 
+    def _touch_values(
+        self, table: Table, columns: Mapping[str, ColumnSpec], now: datetime
+    ) -> dict[str, Any]:
+        """The ``now`` columns of a row (its update time), as a write must set them."""
+        specs = {
+            name: spec
+            for name, spec in columns.items()
+            if spec.field == "now" and spec.on != "insert"
+        }
+        if not specs:
+            return {}
+        builder = RowBuilder(
+            self.mapping, self.tables.naive, constants={}, skus=None, without_pii=True, now=now
+        )
+        return builder.row(table, specs, CanonicalOrder(values={}))
+
     def _parent_columns(self) -> frozenset[str]:
         """Columns of the order row that its lines take (``parent = …``)."""
         lines = self.orders.lines
@@ -356,10 +373,26 @@ class Projector:
                 try:
                     with erp.begin_nested():
                         if self.mapping.pii_columns and keys.get("order"):
-                            _clear(erp, orders_table, keys["order"], self.mapping.pii_columns)
+                            _clear(
+                                erp,
+                                orders_table,
+                                keys["order"],
+                                self.mapping.pii_columns,
+                                self._touch_values(orders_table, self.orders.columns, now),
+                            )
                         if lines_table is not None and self.mapping.line_pii_columns:
+                            assert self.orders.lines is not None
+                            touched = self._touch_values(
+                                lines_table, self.orders.lines.columns, now
+                            )
                             for line_key in keys.get("lines", []):
-                                _clear(erp, lines_table, line_key, self.mapping.line_pii_columns)
+                                _clear(
+                                    erp,
+                                    lines_table,
+                                    line_key,
+                                    self.mapping.line_pii_columns,
+                                    touched,
+                                )
                 except SQLAlchemyError as exc:
                     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                         raise
@@ -455,11 +488,15 @@ def _same(stored: Any, value: Any) -> bool:
 
 
 def _clear(
-    connection: Connection, table: Table, key: Mapping[str, Any], columns: Sequence[str]
+    connection: Connection,
+    table: Table,
+    key: Mapping[str, Any],
+    columns: Sequence[str],
+    touched: Mapping[str, Any],
 ) -> None:
     where = and_(*(table.c[name] == value for name, value in key.items()))
     empty = {name: empty_value(table.c[name]) for name in columns}
-    connection.execute(update(table).where(where).values(empty))
+    connection.execute(update(table).where(where).values({**empty, **touched}))
 
 
 def _touched(columns: Mapping[str, ColumnSpec]) -> frozenset[str]:

@@ -223,7 +223,7 @@ def _as_text(value: Any) -> str:
 
 def _fit_int(column: Column[Any], value: Any) -> int:
     number = _as_int(column.name, value)
-    bounds = integer_range(column.type)
+    bounds = integer_range(column)
     if bounds is not None and not (bounds[0] <= number <= bounds[1]):
         raise ValueFitError(
             _("{column}: {value} does not fit {type} ({low} to {high}).").format(
