@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -76,14 +77,19 @@ def domestic_ddl_without_unique_keys(backend: str) -> list[str]:
     indexes = []
     for table, unique, columns, plain in _UNIQUE_KEYS:
         index = next(i for i, s in enumerate(statements) if f"CREATE TABLE {table} (" in s)
+        # Match the clause in any layout, because the sample's indentation is not its schema.
+        names = r"\s*,\s*".join(re.escape(name.strip()) for name in columns.split(","))
         if backend == "mariadb":
-            old, new = f"UNIQUE KEY {unique} ({columns})", f"KEY {plain} ({columns})"
+            pattern, new = (
+                rf"UNIQUE\s+KEY\s+{unique}\s*\(\s*{names}\s*\)",
+                f"KEY {plain} ({columns})",
+            )
         else:
-            old, new = f",\n        UNIQUE ({columns})", ""
+            pattern, new = rf",\s*UNIQUE\s*\(\s*{names}\s*\)", ""
             indexes.append(f"CREATE INDEX {plain} ON {table} ({columns})")
-        if old not in statements[index]:
-            raise ValueError(f"the domestic sample no longer declares {old.strip(',')!r}")
-        statements[index] = statements[index].replace(old, new)
+        statements[index], found = re.subn(pattern, new, statements[index])
+        if found != 1:
+            raise ValueError(f"the domestic sample no longer declares a unique key on {columns}")
     return statements + indexes
 
 
