@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import Connection, update
 
 from syncd import cli_base
+from syncd.bridge import examples
 from syncd.bridge.check import inspect_bridge
 from syncd.cli_orders import _context, _stop_on_signals, once_group
 from syncd.cli_support import create_console, format_duration, format_time, load_settings
@@ -81,6 +82,23 @@ def reproject(ctx: click.Context) -> None:
             count,
         ).format(count=count)
     )
+
+
+@bridge_group.command(
+    "example",
+    help=_(
+        "Print the example mapping file for a domestic ERP on MariaDB/MySQL, to start your "
+        "own: syncd bridge example > mapping.toml. Replace ACCOUNT and SHOPCODE in it."
+    ),
+)
+@click.option(
+    "--schema",
+    is_flag=True,
+    help=_("Print the example's CREATE TABLE statements (MariaDB/MySQL) instead."),
+)
+def print_example(schema: bool) -> None:
+    name = examples.SCHEMA_FILE if schema else examples.MAPPING_FILE
+    click.echo(examples.read_example(name), nl=False)
 
 
 def _forget_all(connection: Connection) -> int:

@@ -7,8 +7,11 @@ the orders job, which backfills 30 days, and lets the sandbox create and change 
 runs the job again, which reads only what changed. Then the warehouse ships a few
 unshipped orders of each seller: their tracking numbers, with carriers named as Chinese
 warehouses name them, go through the shipment intake and the shipments job to Amazon's
-confirmShipment. Last it prints the stored orders per marketplace and status, the
-shipments, the API calls used and the time taken.
+confirmShipment. Then it creates the example ERP tables of ``syncd bridge example`` in the
+same database, writes a mapping file for the demo sellers next to it
+(``syncd-demo-mapping.toml``) and runs one bridge pass, which writes the orders into the
+ERP's order and order line tables. Last it prints the stored orders per marketplace and
+status, the shipments, the API calls used and the time taken.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from pydantic import SecretStr
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from syncd import config, crypto
 from syncd.amazon import marketplaces
 from syncd.amazon.client import CallRecord
 from syncd.amazon.clock import utc_now
+from syncd.bridge import examples
+from syncd.bridge.projection import ProjectionSummary
 from syncd.cli_base import join_list
 from syncd.cli_support import marketplace_label
 from syncd.db import accounts, migrate
@@ -37,6 +42,7 @@ from syncd.db.models import Order, table_of
 from syncd.db.runs import RunSummary
 from syncd.i18n import gettext as _
 from syncd.i18n import gettext_noop as N_
+from syncd.jobs.bridge import Bridge, BridgeSummary
 from syncd.jobs.context import JobContext, build_context
 from syncd.jobs.orders import run_orders
 from syncd.jobs.shipments import ShipmentsSummary, run_shipments
@@ -73,6 +79,7 @@ class DemoResult:
     second: list[RunSummary] = field(default_factory=list)
     shipments: list[ShipmentsSummary] = field(default_factory=list)
     counts: list[OrderCounts] = field(default_factory=list)
+    bridge: BridgeSummary | None = None
     calls: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     seconds: float = 0.0
@@ -100,9 +107,10 @@ def run_demo(
         leftover.unlink(missing_ok=True)
     url = f"sqlite:///{database}"
     migrate.upgrade(url)
+    mapping = _write_mapping(database)
     base = settings if settings is not None else config.load_settings()
     with SandboxServer(SandboxConfig(seed=2026, speed=speed)) as sandbox:
-        demo_settings = base.model_copy(update=_demo_settings(sandbox, url))
+        demo_settings = base.model_copy(update=_demo_settings(sandbox, url, mapping))
         job = build_context(demo_settings)
         job.client.add_listener(lambda record: _count(result, record))
         try:
@@ -133,19 +141,24 @@ def run_demo(
                 )
             )
             result.shipments = [_ship(console, job, account) for account in demo_accounts]
+            result.bridge = _bridge(console, job, mapping)
             with job.engine.begin() as connection:
                 result.counts = count_orders(connection)
         finally:
             job.close()
     result.seconds = time.perf_counter() - started
-    _print_summary(console, result, database)
+    _print_summary(console, result, database, mapping)
     return result
 
 
-def _demo_settings(sandbox: SandboxServer, url: str) -> dict[str, object]:
+def _demo_settings(sandbox: SandboxServer, url: str, mapping: Path) -> dict[str, object]:
     env = sandbox.settings_env()
     return {
         "database_url": url,
+        # The example ERP tables live in the demo's database, whatever the operator's
+        # settings name.
+        "erp_database_url": None,
+        "mapping_file": mapping,
         "encryption_key": SecretStr(crypto.generate_key()),
         "environment": "sandbox",
         "lwa_token_url": env["SYNCD_LWA_TOKEN_URL"],
@@ -232,6 +245,91 @@ def _ship(console: Console, job: JobContext, account: AccountRecord) -> Shipment
     return summary
 
 
+def _write_mapping(database: Path) -> Path:
+    """Write the example mapping for the demo sellers next to the database.
+
+    Each seller's shop code comes from its name: demo-na is the shop NA01.
+    """
+    shop_codes = {
+        name: f"{name.removeprefix('demo-').upper()}01" for name, _region, _ids in DEMO_ACCOUNTS
+    }
+    path = database.with_name(f"{database.stem}-mapping.toml")
+    path.write_text(examples.example_mapping(shop_codes), encoding="utf-8")
+    return path
+
+
+def _bridge(console: Console, job: JobContext, mapping: Path) -> BridgeSummary:
+    """Create the example ERP tables, run one bridge pass and print the rows it wrote."""
+    with job.engine.begin() as connection:
+        for statement in examples.example_schema("sqlite"):
+            connection.execute(text(statement))
+    console.print(
+        _(
+            "The bridge writes the orders into the example ERP tables of 'syncd bridge example' "
+            "in the same database, as the mapping {path} says."
+        ).format(path=mapping)
+    )
+    bridge = Bridge(job)
+    try:
+        summary = bridge.run()
+    finally:
+        bridge.close()
+    # A pass that failed has no projection counts. The lease is always free in the new database.
+    if summary.error is not None or summary.projection is None:
+        console.print(_("  error: {error}").format(error=summary.error or "-"))
+        return summary
+
+    _print_erp_rows(console, job, summary.projection)
+    return summary
+
+
+def _print_erp_rows(console: Console, job: JobContext, projection: ProjectionSummary) -> None:
+    orders = table_of(Order)
+    with job.engine.begin() as connection:
+        erp_orders = connection.execute(text("SELECT COUNT(*) FROM oms_order")).scalar_one()
+        erp_lines = connection.execute(text("SELECT COUNT(*) FROM oms_order_item")).scalar_one()
+        # 20 is the example mapping's code for UNSHIPPED, so the example order is one to ship.
+        example = connection.execute(
+            text(
+                "SELECT platform_order_no, shop_code, order_status, order_time FROM oms_order "
+                "WHERE order_status = 20 ORDER BY order_time DESC LIMIT 1"
+            )
+        ).first()
+        amazon = None
+        if example is not None:
+            amazon = connection.execute(
+                select(orders.c.status, orders.c.purchase_time)
+                .where(orders.c.order_id == example.platform_order_no)
+                .limit(1)
+            ).first()
+    console.print(
+        _(
+            "  oms_order: {orders} orders, oms_order_item: {lines} lines; multi-channel "
+            "orders left out: {skipped}, quarantined: {quarantined}"
+        ).format(
+            orders=erp_orders,
+            lines=erp_lines,
+            skipped=projection.skipped,
+            quarantined=projection.quarantined,
+        )
+    )
+    if example is None or amazon is None:
+        return
+    console.print(
+        _(
+            "  For example, order {order_id} of shop {shop}: Amazon's status {status} is the "
+            "code {code}, and the purchase time {utc} UTC is {local} in Beijing time."
+        ).format(
+            order_id=example.platform_order_no,
+            shop=example.shop_code,
+            status=amazon.status,
+            code=example.order_status,
+            utc=f"{amazon.purchase_time:%Y-%m-%d %H:%M:%S}",
+            local=str(example.order_time)[:19],
+        )
+    )
+
+
 def _count(result: DemoResult, record: CallRecord) -> None:
     result.calls[record.operation] += 1
     if record.throttled:
@@ -248,7 +346,7 @@ _STATUS_LABELS = (
 )
 
 
-def _print_summary(console: Console, result: DemoResult, database: Path) -> None:
+def _print_summary(console: Console, result: DemoResult, database: Path, mapping: Path) -> None:
     counts = {marketplace_label(entry.marketplace_id): entry for entry in result.counts}
     columns = sorted(counts)
     table = Table(
@@ -291,5 +389,8 @@ def _print_summary(console: Console, result: DemoResult, database: Path) -> None
     )
     console.print(_("Time taken: {seconds:.1f} s.").format(seconds=result.seconds))
     console.print(
-        _("Look inside: SYNCD_DATABASE_URL=sqlite:///{path} syncd status").format(path=database)
+        _(
+            "Look inside: SYNCD_DATABASE_URL=sqlite:///{path} SYNCD_MAPPING_FILE={mapping} "
+            "syncd status"
+        ).format(path=database, mapping=mapping)
     )

@@ -1,8 +1,9 @@
-"""Two sample ERP/WMS schemas, made for the bridge tests, and their mapping files.
+"""Two sample ERP/WMS schemas for the bridge tests, and their mapping files.
 
-``domestic``: in the style of a MySQL-based domestic ERP: integer status codes, Beijing-time
-DATETIME columns without a zone, order lines that point at the order's auto-increment id, an
-``ON UPDATE`` time column, a SKU map table per shop, and a WMS table with Chinese carrier
+``domestic``: the example that syncd ships in syncd/bridge/examples, read from there. It
+follows a MySQL-based domestic ERP. Status codes are integers, and DATETIME columns hold
+Beijing time without a zone. Order lines point at the order's auto-increment id, one time
+column has ``ON UPDATE``, a table maps SKUs per shop, and a WMS table has Chinese carrier
 names and write-back columns. It also runs on SQLite and PostgreSQL, with the same columns.
 
 ``modern``: in the style of a PostgreSQL ERP: text statuses, ``timestamptz`` columns, natural
@@ -18,86 +19,8 @@ from pathlib import Path
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 
+from syncd.bridge import examples
 from syncd.db.engine import create_db_engine
-
-_DOMESTIC_MARIADB = [
-    """CREATE TABLE oms_order (
-        id BIGINT AUTO_INCREMENT PRIMARY KEY,
-        platform VARCHAR(16) NOT NULL,
-        shop_code VARCHAR(32) NOT NULL,
-        platform_order_no VARCHAR(64) NOT NULL,
-        site VARCHAR(8),
-        order_status TINYINT NOT NULL,
-        warehouse_type TINYINT NOT NULL,
-        order_time DATETIME NOT NULL,
-        latest_ship_time DATETIME NULL,
-        total_amount DECIMAL(14, 2),
-        currency CHAR(3),
-        receiver_name VARCHAR(128),
-        receiver_zip VARCHAR(32),
-        pick_status TINYINT NOT NULL DEFAULT 0,
-        remark VARCHAR(255),
-        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-        updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
-        UNIQUE KEY uk_platform_order (platform, shop_code, platform_order_no)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-    """CREATE TABLE oms_order_item (
-        id BIGINT AUTO_INCREMENT PRIMARY KEY,
-        order_id BIGINT NOT NULL,
-        platform_item_id VARCHAR(64) NOT NULL,
-        platform_sku VARCHAR(64),
-        sku VARCHAR(64) NOT NULL,
-        title VARCHAR(500),
-        qty INT NOT NULL,
-        unit_price DECIMAL(14, 2),
-        UNIQUE KEY uk_order_item (order_id, platform_item_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-    """CREATE TABLE base_sku_mapping (
-        id INT AUTO_INCREMENT PRIMARY KEY,
-        platform VARCHAR(16) NOT NULL,
-        shop_code VARCHAR(32) NOT NULL,
-        platform_sku VARCHAR(64) NOT NULL,
-        sku VARCHAR(64) NOT NULL,
-        UNIQUE KEY uk_sku (platform, shop_code, platform_sku)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-    """CREATE TABLE wms_delivery (
-        id BIGINT AUTO_INCREMENT PRIMARY KEY,
-        platform VARCHAR(16) NOT NULL,
-        shop_code VARCHAR(32) NOT NULL,
-        platform_order_no VARCHAR(64) NOT NULL,
-        logistics_company VARCHAR(64),
-        logistics_channel VARCHAR(64),
-        tracking_no VARCHAR(64),
-        delivery_time DATETIME,
-        status TINYINT NOT NULL DEFAULT 1,
-        amz_upload_status TINYINT NOT NULL DEFAULT 0,
-        amz_upload_msg VARCHAR(500),
-        amz_upload_time DATETIME,
-        update_time DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-]
-
-
-def _portable(statements: Sequence[str], dialect: str) -> list[str]:
-    """The domestic schema in SQLite's or PostgreSQL's words, with the same columns."""
-    result = []
-    for statement in statements:
-        sql = statement.split(") ENGINE")[0] + ")"
-        sql = sql.replace(" ON UPDATE CURRENT_TIMESTAMP", "").replace("TINYINT", "SMALLINT")
-        if dialect == "sqlite":
-            sql = sql.replace("BIGINT AUTO_INCREMENT PRIMARY KEY", "INTEGER PRIMARY KEY")
-            sql = sql.replace("INT AUTO_INCREMENT PRIMARY KEY", "INTEGER PRIMARY KEY")
-        else:
-            sql = sql.replace("BIGINT AUTO_INCREMENT PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
-            sql = sql.replace("INT AUTO_INCREMENT PRIMARY KEY", "SERIAL PRIMARY KEY")
-            sql = sql.replace("DATETIME", "TIMESTAMP")
-        sql = sql.replace("UNIQUE KEY uk_platform_order", "UNIQUE").replace(
-            "UNIQUE KEY uk_order_item", "UNIQUE"
-        )
-        sql = sql.replace("UNIQUE KEY uk_sku", "UNIQUE")
-        result.append(sql)
-    return result
-
 
 _MODERN_POSTGRESQL = [
     """CREATE TABLE sales_order (
@@ -156,9 +79,7 @@ MODERN_TABLES = ("shipment_line", "shipment", "sales_order_line", "sales_order",
 
 def domestic_ddl(backend: str) -> list[str]:
     """The domestic sample schema for a backend (mariadb, sqlite or postgresql)."""
-    if backend in ("mariadb", "mysql"):
-        return list(_DOMESTIC_MARIADB)
-    return _portable(_DOMESTIC_MARIADB, backend)
+    return examples.example_schema(backend)
 
 
 def modern_ddl() -> list[str]:
@@ -197,7 +118,7 @@ def backend_of(url: str) -> str:
 
 def domestic_mapping(account: str, *, shop_code: str = "US01") -> str:
     """The mapping file of the domestic sample for one syncd account."""
-    return DOMESTIC_MAPPING.replace("ACCOUNT", account).replace("SHOPCODE", shop_code)
+    return examples.example_mapping({account: shop_code})
 
 
 def modern_mapping(account: str, *, store_code: str = "amz-us") -> str:
@@ -211,81 +132,6 @@ def write_mapping(folder: Path, content: str) -> Path:
     path.write_text(content, encoding="utf-8")
     return path
 
-
-DOMESTIC_MAPPING = """
-version = 1
-
-[accounts.ACCOUNT]
-shop_code = "SHOPCODE"
-
-[maps.order_status]
-values = { PENDING_AVAILABILITY = 10, PENDING = 10, UNSHIPPED = 20, PARTIALLY_SHIPPED = 25, \
-SHIPPED = 30, CANCELLED = 90, UNFULFILLABLE = 91 }
-
-[maps.warehouse_type]
-values = { MERCHANT = 1, AMAZON = 2 }
-
-[skus]
-table = "base_sku_mapping"
-amazon_sku = "platform_sku"
-erp_sku = "sku"
-where = { platform = "AMAZON" }
-account = { column = "shop_code", constant = "shop_code" }
-
-[orders]
-table = "oms_order"
-key = ["platform", "shop_code", "platform_order_no"]
-
-[orders.columns]
-platform = { value = "AMAZON" }
-shop_code = { account = "shop_code" }
-platform_order_no = "order_id"
-site = "marketplace_country"
-order_status = { field = "status", map = "order_status" }
-warehouse_type = { field = "fulfilled_by", map = "warehouse_type" }
-order_time = { field = "purchase_time", zone = "Asia/Shanghai" }
-latest_ship_time = { field = "ship_by_latest", zone = "Asia/Shanghai" }
-total_amount = "order_total"
-currency = "currency"
-receiver_name = "recipient_name"
-receiver_zip = "postal_code"
-pick_status = { value = 0, on = "insert" }
-
-[orders.lines]
-table = "oms_order_item"
-key = ["order_id", "platform_item_id"]
-
-[orders.lines.columns]
-order_id = { parent = "id" }
-platform_item_id = "order_item_id"
-platform_sku = "seller_sku"
-sku = { field = "seller_sku", translate = "sku" }
-title = { field = "title", truncate = true }
-qty = "quantity_ordered"
-unit_price = "unit_price"
-
-[shipments]
-source = "wms"
-table = "wms_delivery"
-key = "id"
-changes = "update_time"
-changes_zone = "Asia/Shanghai"
-where = { platform = "AMAZON", status = 2 }
-account = { column = "shop_code", constant = "shop_code" }
-order_id = "platform_order_no"
-carrier = "logistics_company"
-shipping_method = "logistics_channel"
-tracking_number = "tracking_no"
-shipped_at = "delivery_time"
-shipped_at_zone = "Asia/Shanghai"
-
-[shipments.write_back]
-status = "amz_upload_status"
-message = "amz_upload_msg"
-time = "amz_upload_time"
-zone = "Asia/Shanghai"
-values = { queued = 1, sending = 2, confirmed = 3, rejected = 8, failed = 9, cancelled = 7 }
-"""
 
 MODERN_MAPPING = """
 version = 1

@@ -272,7 +272,7 @@ def test_crash_between_databases_no_duplicate(
         if "oms_order_item" in statement:
             domestic.execute(
                 statement.replace("UNIQUE KEY uk_order_item", "KEY ix_order_item").replace(
-                    ",\n        UNIQUE (order_id, platform_item_id)", ""
+                    ",\n    UNIQUE (order_id, platform_item_id)", ""
                 )
             )
     calls = []

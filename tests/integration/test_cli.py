@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from syncd import cli, i18n
 from syncd.crypto import generate_key
 from syncd.db import migrate
+from syncd.db.engine import create_db_engine
 from tests.integration.proxy import RecordingProxy
 
 
@@ -72,6 +74,7 @@ def test_settings_typo_stops_every_command(
 def test_demo_ignores_a_proxy_meant_for_amazon(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     with RecordingProxy() as proxy:
         env_file = tmp_path / "syncd.env"
         env_file.write_text(f"SYNCD_HTTPS_PROXY={proxy.url}\n", encoding="utf-8")
@@ -85,6 +88,41 @@ def test_demo_ignores_a_proxy_meant_for_amazon(
     assert "DE" in out
     assert out.count("shipments confirmed to Amazon 3, rejected 0") == 3
     assert "confirmShipment 9" in out
+
+
+def test_demo_writes_orders_into_example_erp(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNCD_ERP_DATABASE_URL", "sqlite:///elsewhere.sqlite3")
+
+    code = cli.run(["demo"])
+
+    out = _unwrapped(capsys.readouterr().out)
+    assert code == 0
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'syncd-demo.sqlite3'}")
+    try:
+        with engine.connect() as connection:
+            orders = connection.execute(text("SELECT COUNT(*) FROM oms_order")).scalar_one()
+            lines = connection.execute(text("SELECT COUNT(*) FROM oms_order_item")).scalar_one()
+            shops = connection.execute(text("SELECT DISTINCT shop_code FROM oms_order"))
+            shop_codes = sorted(shops.scalars())
+    finally:
+        engine.dispose()
+    assert orders > 0
+    assert lines >= orders
+    assert shop_codes == ["EU01", "FE01", "NA01"]
+    assert f"oms_order: {orders} orders, oms_order_item: {lines} lines" in out
+    assert "Amazon's status UNSHIPPED is the code 20" in out
+    assert "in Beijing time" in out
+    assert (tmp_path / "syncd-demo-mapping.toml").is_file()
+    assert not (tmp_path / "elsewhere.sqlite3").exists()
+    assert "SYNCD_MAPPING_FILE=syncd-demo-mapping.toml" in out
+
+
+def _unwrapped(text_out: str) -> str:
+    """Join the lines that the console wrapped at its width."""
+    return " ".join(text_out.split())
 
 
 def test_missing_env_file_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
