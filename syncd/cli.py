@@ -108,8 +108,10 @@ for command in (
         "folder (anew on every run) and adds three demo sellers: North America (US), Europe "
         "(DE, FR, IT) and the Far East (JP). It runs the orders job, which fetches the last 30 "
         "days, and lets the sandbox create and change orders. Then it runs the job again, "
-        "which fetches only what changed, and prints the stored orders per marketplace and "
-        "status, the API calls used and the time taken."
+        "which fetches only what changed, confirms three shipments per seller, and writes the "
+        "orders into a sample ERP table (oms_order, described by syncd-demo-mapping.toml "
+        "beside the database). It prints the stored orders per marketplace and status, the "
+        "API calls used and the time taken."
     ),
 )
 @click.option("--verbose", is_flag=True, help=_("Also print the log lines of the run."))

@@ -505,12 +505,6 @@ def test_failing_hook_quarantines_its_order(domestic: BridgeWorld) -> None:
 
 
 def test_update_time_written_only_on_change(domestic: BridgeWorld) -> None:
-    _with_mapping(
-        domestic,
-        'pick_status = { value = 0, on = "insert" }',
-        'pick_status = { value = 0, on = "insert" }\n'
-        'updated_at = { field = "now", zone = "Asia/Shanghai" }',
-    )
     world = domestic.world
     account = world.add_account("acme-na", "na", US)
     order = new_order(world, account, (1,))
