@@ -168,8 +168,8 @@ def _echo_summary(name: str, summary: runs.RunSummary) -> None:
     "run",
     cls=cli_base.Command,
     help=_(
-        "Run the daemon: sync every account's orders and send its shipments continuously "
-        "until SIGTERM or Ctrl+C."
+        "Run the daemon: sync every account's orders and send its shipments continuously, "
+        "and with a mapping file run the bridge to the ERP, until SIGTERM or Ctrl+C."
     ),
 )
 @click.pass_context
