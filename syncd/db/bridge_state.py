@@ -143,9 +143,7 @@ def orders_to_project(
     )
     if since is not None:
         # An order made to project again (a re-drive) counts whenever it was stored.
-        query = query.where(
-            or_(_ORDERS.c.synced_at >= since, _ERP_ORDERS.c.content_hash.is_(None))
-        )
+        query = query.where(or_(_ORDERS.c.synced_at >= since, _ERP_ORDERS.c.content_hash.is_(None)))
     return list(connection.execute(query))
 
 
@@ -165,9 +163,7 @@ def count_to_project(
         )
     )
     if since is not None:
-        query = query.where(
-            or_(_ORDERS.c.synced_at >= since, _ERP_ORDERS.c.content_hash.is_(None))
-        )
+        query = query.where(or_(_ORDERS.c.synced_at >= since, _ERP_ORDERS.c.content_hash.is_(None)))
     if account_ids is not None:
         query = query.where(_ORDERS.c.account_id.in_(list(account_ids)))
     count, oldest = connection.execute(query).one()

@@ -169,7 +169,7 @@ def test_chinese_client_secret_term() -> None:
             "C.UTF-8",
             [
                 "API calls and throttling in the last hour, clock skew.",
-                "shipments continuously until SIGTERM or Ctrl+C.",
+                "the bridge to the ERP, until SIGTERM or Ctrl+C.",
                 "a fake Amazon for tests and demos.",
             ],
         ),
