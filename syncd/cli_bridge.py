@@ -1,4 +1,4 @@
-"""``syncd bridge`` and ``syncd once bridge``: the mapping onto the ERP's and WMS's tables."""
+"""Commands ``syncd bridge`` and ``syncd once bridge``, which check and run the ERP mapping."""
 
 from __future__ import annotations
 

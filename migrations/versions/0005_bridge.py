@@ -24,7 +24,7 @@ _TABLE_OPTIONS = {
 
 
 def _datetime() -> sa.types.TypeEngine[object]:
-    # Without zone, microseconds kept: DATETIME(6) on MariaDB/MySQL.
+    # A time without zone that keeps microseconds, which MariaDB/MySQL need DATETIME(6) for.
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 

@@ -1,7 +1,7 @@
 """Building the :class:`~syncd.bridge.fields.CanonicalOrder` of a stored order.
 
-The order's typed columns give most fields; its PII comes out of the encrypted columns only
-when the mapping fills a PII column and the retention period has not passed.
+The order's typed columns give most fields. Its PII is decrypted from the encrypted columns
+only when the mapping fills a PII column and the retention period has not passed.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def retention_start(
 
     Amazon's Data Protection Policy keeps buyer PII at most 30 days after delivery. syncd
     does not learn the delivery itself, so a shipped order counts from its latest delivery
-    date, or from its last update when Amazon gave none; a cancelled order from its
-    cancellation, and an order Amazon marked unfulfillable from then (its last update).
+    date, or from its last update when Amazon gave none. A cancelled or unfulfillable order
+    counts from its last update, when Amazon set that status.
     """
     if status in ("CANCELLED", "UNFULFILLABLE"):
         return updated
@@ -62,7 +62,7 @@ def retention_start(
 
 
 def is_pii_expired(order: Any, now: datetime, days: int) -> bool:
-    """True when the order's retention period (``days`` after its start) has passed."""
+    """Return whether the order's retention period (``days`` after its start) has passed."""
     start = retention_start(order.status, order.deliver_by_latest, order.last_updated_time)
     return start is not None and start + timedelta(days=days) <= now
 
@@ -89,7 +89,7 @@ def build_order(
 ) -> CanonicalOrder:
     """Return the canonical order of a stored order row and its item rows.
 
-    ``vault`` decrypts the PII columns; None leaves every PII field empty.
+    ``vault`` decrypts the PII columns, and None leaves every PII field empty.
     """
     values: dict[str, Any] = {
         name: getattr(order, name, None) for name in ORDER_FIELDS if name in order._fields

@@ -1,9 +1,9 @@
 """Checking a mapping against the real ERP and WMS tables, before anything is written.
 
-SQLAlchemy reflects every table the mapping names; each mapped column must exist and take
+SQLAlchemy reflects every table the mapping names. Each mapped column must exist and take
 the values syncd will write: text long enough, ids never numeric, amounts with enough digits,
-time zones for columns without one, ``utf8mb4`` text on MariaDB/MySQL, and no required
-column left unfilled. The reflected :class:`~sqlalchemy.Table` objects are what the
+time zones for columns without one, and ``utf8mb4`` text on MariaDB/MySQL. No required
+column may be left unfilled. The reflected :class:`~sqlalchemy.Table` objects are what the
 projection and the feeder write through, so every identifier they use was confirmed here.
 """
 
@@ -49,8 +49,8 @@ from syncd.db.engine import database_error_reason
 from syncd.i18n import gettext as _
 
 _UTF8MB4 = "utf8mb4"
-ID_OVERLAP = 1_000  # ids the WMS feeder re-reads below its position
-_BACKEND = "syncd_backend"  # key of Column.info: the database the column was reflected from
+ID_OVERLAP = 1_000  # ids the WMS feeder re-reads below an id position
+_BACKEND = "syncd_backend"  # Column.info key for the dialect the column was reflected from
 
 
 @dataclass
@@ -66,12 +66,12 @@ class ErpTables:
     naive: set[tuple[str, str]] = field(default_factory=set)
 
     def is_naive(self, table: Table, column: str) -> bool:
-        """True when ``column`` of ``table`` stores wall-clock times without a zone."""
+        """Return whether ``column`` of ``table`` stores wall-clock times without a zone."""
         return (table.name, column) in self.naive
 
 
 def prepare_tables(mapping: LoadedMapping, engine: Engine) -> ErpTables:
-    """Reflect and check the mapping's tables; return them when nothing is wrong.
+    """Reflect and check the mapping's tables, and return them when nothing is wrong.
 
     Raises:
         MappingError: listing every problem that would make a write fail or go wrong.
@@ -93,7 +93,7 @@ def check_tables(mapping: LoadedMapping, engine: Engine) -> tuple[list[Problem],
 def inspect_bridge(settings: Any) -> list[Problem]:
     """Load the settings' mapping file and check it against the ERP database, for doctor.
 
-    Returns the problems found, warnings included; an empty list means the mapping fits.
+    Returns the problems found, warnings included. An empty list means the mapping fits.
     """
     from syncd.bridge.mapping import load_mapping  # noqa: PLC0415 - a cycle with mapping
     from syncd.db.engine import create_db_engine, safe_url  # noqa: PLC0415
@@ -120,7 +120,7 @@ def inspect_bridge(settings: Any) -> list[Problem]:
 
 
 class _TableChecker:
-    """Reflects the mapping's tables and compares each mapped column with its source."""
+    """Checker that reflects the mapping's tables and compares each column with its source."""
 
     def __init__(self, mapping: LoadedMapping, engine: Engine) -> None:
         self.mapping = mapping
@@ -185,7 +185,7 @@ class _TableChecker:
         return None
 
     def _charset(self, table: Table, column: str) -> str | None:
-        """The column's character set on MariaDB/MySQL; None elsewhere."""
+        """Return the column's character set on MariaDB/MySQL, or None elsewhere."""
         if self.backend not in ("mysql", "mariadb"):
             return None
         if table.name not in self._charsets:
@@ -337,7 +337,7 @@ class _TableChecker:
                     warning=True,
                 )
         elif length is not None and not spec.truncate:
-            # A translated SKU is the ERP's own, of a length syncd cannot know; a field with
+            # A translated SKU is the ERP's own, so syncd cannot know its length. A field with
             # a closed set of values needs room for the longest of them only.
             limit = None if spec.translate == "sku" else field_spec.max_length
             if field_spec.values is not None and spec.translate is None:
@@ -582,7 +582,8 @@ class _TableChecker:
             return
         column = table.c[name]
         if isinstance(column.type, DateTime | Date | String):
-            # Text holds wall-clock time too, unless each value names its offset.
+            # Text needs a zone too, because the check cannot tell whether every value
+            # carries its offset.
             wall_clock = isinstance(column.type, String) or self.tables.is_naive(table, name)
             if wall_clock and zone is None:
                 self.add(
@@ -684,7 +685,7 @@ class _TableChecker:
 
 
 def _plain_type(column: Column[Any]) -> str:
-    """The column's type for an ALTER statement, without the character set it replaces."""
+    """Return the column's type for an ALTER statement, without its character set."""
     column_type = column.type
     if isinstance(column_type, Enum):
         return "ENUM({values})".format(values=", ".join(repr(v) for v in column_type.enums))
@@ -695,10 +696,10 @@ def _plain_type(column: Column[Any]) -> str:
 
 
 def is_wall_clock(column: Column[Any], backend: str) -> bool:
-    """True for a date or time column that stores wall-clock time without a zone.
+    """Return whether a date or time column stores wall-clock time without a zone.
 
     A DATE is a local calendar day. MariaDB's and MySQL's TIMESTAMP stores an instant,
-    converted from and to the session's zone, which syncd sets to UTC; their DATETIME, like
+    converted from and to the session's zone, which syncd sets to UTC. Their DATETIME, like
     PostgreSQL's ``timestamp without time zone``, stores what it is given.
     """
     column_type = column.type
@@ -710,7 +711,7 @@ def is_wall_clock(column: Column[Any], backend: str) -> bool:
 
 
 def integer_range(column: Column[Any]) -> tuple[int, int] | None:
-    """The values an integer column holds, or None when it is not an integer column.
+    """Return the range of an integer column, or None when it is not an integer column.
 
     SQLite stores every integer in up to 64 bits, whatever the declared type.
     """

@@ -2,16 +2,16 @@
 
 A pass reads the WMS rows changed since its position (an increasing id, or an update-time
 column), in pages ordered by that column and the row's key, and writes one intake request per
-row, keyed by ``(source, the row's key)``: a row read twice is one request. The position is
-stored with the requests in syncd's transaction; the WMS is only read, so a crash repeats
-at most the last page. Each pass starts a little before its position, because rows committed
-out of order (a lower id committed after a higher one) would otherwise be passed over; the
-unique source key absorbs the overlap.
+row, keyed by ``(source, the row's key)``, so a row read twice is one request. The position
+is stored in the same syncd transaction as the requests, and the WMS is only read, so a crash
+repeats at most the last page. Each pass starts a little before its position, because rows
+committed out of order (a lower id committed after a higher one) would otherwise be passed
+over. The unique source key absorbs the overlap.
 
 A row that changes after syncd rejected its request (the warehouse fixed the tracking number)
 sends the request through the intake again. Write-back columns, when the mapping names them,
 get the request's state (queued, sending, confirmed, rejected, failed, cancelled) and the
-reason in the operator's language; a row's final state is written once.
+reason in the operator's language. A row's final state is written once.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ _COMPARED = (
 
 
 def position_name(source: str) -> str:
-    """The name of a WMS source's position in ``syncd_bridge_positions``."""
+    """Return the name of a WMS source's position in ``syncd_bridge_positions``."""
     return f"wms:{source}"
 
 
@@ -84,7 +84,7 @@ class FeedSummary:
 
 
 class WmsFeeder:
-    """Feeds the intake from one WMS table and writes the outcome back into it."""
+    """Feeder of the shipment intake from one WMS table, which writes each outcome back."""
 
     def __init__(
         self,
@@ -190,11 +190,12 @@ class WmsFeeder:
         return self.erp_engine.dialect.name == "sqlite" and isinstance(column.type, DateTime)
 
     def _changes_expression(self) -> Any:
-        """The changes column as the pages compare it.
+        """Return the changes column in the form the pages compare it.
 
         SQLite keeps times as text in whatever form the WMS wrote (CURRENT_TIMESTAMP has no
-        fraction of a second), while a bound datetime gets six decimals: compared as
-        datetimes, rows of the same second would never equal the page's last one.
+        fraction of a second), while a bound datetime gets six decimals. Compared as
+        datetimes, rows of the same second would never equal the page's last one, so on
+        SQLite the column is compared as text.
         """
         column = self.table.c[self.spec.changes]
         return type_coerce(column, String) if self._times_as_text() else column
@@ -220,14 +221,14 @@ class WmsFeeder:
                 value = _amazon_sku(amazon_skus, accounts.get(str(link), ""), value)
             quantity = stored_quantity
             if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
-                quantity = int(quantity)  # a DECIMAL(10,2) quantity column holds 2.00
+                quantity = int(quantity)  # a DECIMAL(10,2) quantity column returns 2.00
             found.setdefault(str(link), []).append({label: value, "quantity": quantity})
         return found
 
     def _reverse_skus(self, erp: Connection) -> dict[tuple[str | None, str], set[str]]:
-        """The seller's SKU map read backwards: (account, ERP SKU) → Amazon SKUs.
+        """Read the seller's SKU map backwards: (account, ERP SKU) → Amazon SKUs.
 
-        The WMS knows the ERP's SKUs, the intake matches Amazon's seller SKUs.
+        The WMS stores the ERP's SKUs, while the intake matches Amazon's seller SKUs.
         """
         skus = self.mapping.spec.skus
         table = self.tables.skus
@@ -344,7 +345,8 @@ class WmsFeeder:
         if not amended:
             current = outbox.get_row(connection, found.outbox_id)
             if current is not None and current.state == outbox.SENDING:
-                # Sent right now; the next pass reads the row again if it is still recent.
+                # The package is being sent right now. The next pass retries the amendment
+                # only if it still re-reads the row (inside the overlap before its position).
                 log.info("wms_shipment_amendment_deferred", **log_fields)
             else:
                 log.warning("wms_shipment_changed_after_acceptance", **log_fields)
@@ -404,7 +406,8 @@ class WmsFeeder:
         }
         raw_time = row[spec.shipped_at]
         if shipped_at is None and raw_time is not None and str(raw_time).strip():
-            # The intake would only see a missing time; the WMS's value tells what to fix.
+            # Reject here, with the WMS's raw value in the reason, because the intake would
+            # only see a missing time.
             values.update(
                 status=intake.REJECTED,
                 reject_code="bad_ship_date",
@@ -419,7 +422,7 @@ class WmsFeeder:
         if isinstance(value, str):
             value = _parse_wall_clock(value)
         elif isinstance(value, date) and not isinstance(value, datetime):
-            # A DATE column: the day's start, local time, is never in the future.
+            # A DATE column gives the day's start in local time, which is never in the future.
             value = datetime.combine(value, time())
         if not isinstance(value, datetime):
             return None, None
@@ -511,10 +514,10 @@ class WmsFeeder:
 
 
 def is_final(state: str, row: Any) -> bool:
-    """True when a request's write-back cannot change any more.
+    """Return whether a request's write-back can no longer change.
 
-    A confirmed shipment is final only once Amazon's packages showed it: until then the
-    verification may still find another tracking number there (a conflict). A rejection
+    A confirmed shipment is final only once Amazon's packages showed it, because until then
+    the verification may still find another tracking number there (a conflict). A rejection
     is final until the WMS row changes, which makes it due again.
     """
     if state == "confirmed":
@@ -545,8 +548,8 @@ def _amazon_sku(
 ) -> str:
     """Return the one Amazon SKU of an ERP SKU, else the ERP's SKU as it is.
 
-    When several listings share one ERP SKU, the intake cannot tell which line shipped;
-    it then reports the SKU as unknown, and the WMS names the item by order item id.
+    When several listings share one ERP SKU, the intake cannot tell which line shipped.
+    It then reports the SKU as unknown, and the WMS has to name the item by order item id.
     """
     found = reverse.get((intake.normalize_account(account), erp_sku)) or reverse.get(
         (None, erp_sku)
@@ -585,7 +588,12 @@ def _text(value: Any) -> str | None:
 
 
 def _fit_lengths(values: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Reject, rather than cut, a WMS value longer than the intake's column."""
+    """Reject the request when a WMS value is longer than the intake's column.
+
+    The stored value is cut to the column so the request can be saved with its reason.
+    A too-long ``source_system`` or ``source_key`` is only cut, because :meth:`WmsFeeder._take`
+    already skips rows whose key is too long.
+    """
     for name, value in values.items():
         column = _REQUESTS.c[name]
         length = getattr(column.type, "length", None)
@@ -605,7 +613,7 @@ def _fit_lengths(values: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def _has_dst(zone: str) -> bool:
-    """True when the zone's offset changed in the last year (it observes DST)."""
+    """Return whether the zone observes DST, from its UTC offset sampled monthly over a year."""
     info = ZoneInfo(zone)
     now = datetime.now(UTC)
     offsets = {

@@ -17,12 +17,14 @@ from syncd.amazon.marketplaces import MARKETPLACES
 
 Kind = Literal["text", "integer", "amount", "time", "flag"]
 
-# Amazon's ids are opaque strings of 19 characters today (order item ids: 14 digits); a
-# column shorter than this cannot hold them, and 50 leaves room for longer ones.
+# Amazon's order ids are opaque strings of 19 characters today (order item ids are 14
+# digits). The check rejects an id column shorter than 20 and warns below 50, which leaves
+# room for longer ids.
 ID_MIN_LENGTH = 20  # characters
 ID_RECOMMENDED_LENGTH = 50  # characters
-# An amount column needs this many digits before and after the decimal point: 99,999,999.99
-# holds any single order in every currency Amazon uses, JPY and INR included.
+# An amount column needs this many digits before and after the decimal point. The estimate
+# is that 99,999,999.99 covers any single order in every currency Amazon uses, JPY and INR
+# included.
 AMOUNT_INTEGER_DIGITS = 8
 AMOUNT_SCALE = 2
 
@@ -74,8 +76,8 @@ _ORDER_FIELDS = (
     FieldSpec("order_total", "amount"),
     _text("currency", 3),
     FieldSpec("item_count", "integer"),
-    # When syncd writes the row: for an ERP's created/updated time columns, which a
-    # database default would fill in syncd's session zone (UTC), not the ERP's.
+    # The time syncd writes the row, for an ERP's created and updated time columns. A
+    # database default would fill them in syncd's session zone (UTC), not the ERP's.
     FieldSpec("now", "time"),
     # Buyer and recipient: returned only to applications with Amazon's restricted roles.
     _text("buyer_name", is_pii=True),
@@ -130,7 +132,7 @@ def find_field(name: str, *, line: bool) -> FieldSpec | None:
 
 @dataclass(frozen=True)
 class CanonicalLine:
-    """One order item as a mapping sees it; ``values`` holds every line field by name."""
+    """One order item as a mapping reads it, with every line field by name in ``values``."""
 
     values: Mapping[str, Any]
 
@@ -143,10 +145,10 @@ class CanonicalLine:
 
 @dataclass(frozen=True)
 class CanonicalOrder:
-    """One order as a mapping sees it: every order field by name, its lines, its raw JSON.
+    """One order as a mapping reads it: every order field by name, its lines, its raw JSON.
 
     A code hook of the mapping receives this object (and, for a line column, the line too).
-    ``raw`` is Amazon's order without PII. PII fields hold None when the order carries none,
+    ``raw`` is Amazon's order without PII. PII fields are None when the order carries none,
     when the retention period has passed, or when the mapping fills no PII column.
     """
 
@@ -169,5 +171,5 @@ class CanonicalOrder:
 
 
 def is_amount(value: object) -> bool:
-    """True for the exact amounts syncd keeps (Decimal, never float)."""
+    """Return whether ``value`` is an exact amount as syncd keeps them (Decimal, never float)."""
     return isinstance(value, Decimal)

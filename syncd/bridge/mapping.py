@@ -48,7 +48,7 @@ class Problem:
 
 
 class MappingError(errors.ConfigError):
-    """The mapping file is missing, unreadable or wrong; the message lists every problem."""
+    """Error for a mapping file that is missing, unreadable or invalid, listing every problem."""
 
     def __init__(self, path: Path | str, problems: Iterable[Problem]) -> None:
         self.path = str(path)
@@ -65,7 +65,7 @@ class MappingError(errors.ConfigError):
 
 
 class ColumnSpec(BaseModel):
-    """Where one ERP column takes its value from: exactly one source, then optional steps.
+    """Source of one ERP column's value: exactly one source, then optional steps.
 
     Sources: ``field`` (a canonical field), ``value`` (a constant), ``account`` (a constant
     of the order's account), ``code`` (a function), ``parent`` (a column of the order row the
@@ -133,7 +133,7 @@ class OrdersSpec(BaseModel):
 
 
 class ValueMap(BaseModel):
-    """Amazon's value → the ERP's code, with a default for values not listed."""
+    """Map of Amazon's values to the ERP's codes, with a default for values not listed."""
 
     model_config = _STRICT
 
@@ -142,7 +142,7 @@ class ValueMap(BaseModel):
 
 
 class AccountMatch(BaseModel):
-    """How a WMS or SKU row names its account: a fixed account, or a column matched to a
+    """Account rule of a WMS or SKU row: a fixed account, or a column matched to a
     per-account constant."""
 
     model_config = _STRICT
@@ -172,14 +172,14 @@ class ShipmentItemsSpec(BaseModel):
     model_config = _STRICT
 
     table: str
-    link: str  # the item table's column holding the shipment row's key
+    link: str  # the item table's column that contains the shipment row's key
     sku: str | None = None
     order_item_id: str | None = None
     quantity: str
 
 
 class WriteBackSpec(BaseModel):
-    """WMS columns where syncd records how Amazon took each shipment."""
+    """WMS columns where syncd records the state of each shipment request."""
 
     model_config = _STRICT
 
@@ -214,7 +214,7 @@ class ShipmentsSpec(BaseModel):
 
 
 class PiiSpec(BaseModel):
-    """What happens to PII copied into ERP columns."""
+    """Policy for PII copied into ERP columns: cleared after the retention period or kept."""
 
     model_config = _STRICT
 
@@ -237,7 +237,7 @@ class MappingSpec(BaseModel):
     @field_validator("accounts")
     @classmethod
     def _lower_accounts(cls, value: dict[str, dict[str, Scalar]]) -> dict[str, dict[str, Scalar]]:
-        # Account names are matched without regard to case, as everywhere in syncd.
+        # Lower-case the names because syncd matches account names without regard to case.
         return {name.strip().lower(): constants for name, constants in value.items()}
 
 
@@ -354,7 +354,7 @@ def _pydantic_problem(error: Any) -> Problem:
 
 
 def is_valid_zone(name: str) -> bool:
-    """True when ``name`` is an IANA time zone such as Asia/Shanghai."""
+    """Return whether ``name`` is an IANA time zone such as Asia/Shanghai."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -386,7 +386,7 @@ def _check_spec(spec: MappingSpec) -> tuple[list[Problem], dict[str, CodeHook]]:
 
 
 class _SpecChecker:
-    """Checks that need no database: names, sources, maps, zones, hooks, constants."""
+    """Checker of what needs no database: names, sources, maps, zones, hooks, constants."""
 
     def __init__(self, spec: MappingSpec) -> None:
         self.spec = spec
@@ -395,7 +395,7 @@ class _SpecChecker:
 
     def add(self, where: str, problem: str, fix: str, *, warning: bool = False) -> None:
         found = Problem(where, problem, fix, warning)
-        # One missing constant used by several parts of the mapping is one problem.
+        # Drop duplicates, so a missing constant used by several columns is one problem.
         if found not in self.problems:
             self.problems.append(found)
 
@@ -628,14 +628,17 @@ class _SpecChecker:
 
 
 def _map_key(value: object) -> str:
-    """The TOML key of an Amazon value: flags are written true and false."""
+    """Return the TOML key of an Amazon value, where flags are written true and false."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
 def map_value(value_map: ValueMap, value: object) -> tuple[bool, Scalar | None]:
-    """Return (found, ERP value) for an Amazon value; the default when it is not listed."""
+    """Return (found, ERP value) for an Amazon value.
+
+    An unlisted value gets the map's default, and None is never found.
+    """
     if value is None:
         return False, None
     key = _map_key(value)

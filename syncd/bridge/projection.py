@@ -1,14 +1,15 @@
 """Projecting canonical orders into the ERP's order and line tables.
 
 A pass reads the orders whose current version the ERP has not seen (a different content
-hash than the one recorded in ``syncd_erp_orders``), a batch at a time. Each order is
-written in a savepoint of the batch's ERP transaction: its row is found by the natural key
-and updated, or inserted; then its lines likewise. An order the ERP rejects (a constraint, a
-trigger) or whose values do not fit is rolled back alone and quarantined with the reason;
-the rest of the batch commits. Only after the ERP's commit does syncd record the outcomes,
-so a crash in between repeats the batch, and the natural keys make the repeat harmless.
+hash than the one recorded in ``syncd_erp_orders``), a batch at a time. Each order's row is
+found by its natural key and updated, or inserted, and then its lines are written the same
+way. A batch is first written in one ERP transaction without savepoints. When an order fails
+(a constraint, a trigger, a value that does not fit), the batch is rolled back and written
+again with a savepoint per order, so only the failing order is quarantined with the reason
+and the rest commits. syncd records the outcomes only after the ERP's commit, so a crash in
+between repeats the batch, and the natural keys make the repeat harmless.
 
-Changes are found by ``synced_at``, which every store of an order sets; a pass re-reads from
+Changes are found by ``synced_at``, which every store of an order sets. A pass re-reads from
 an hour before the previous pass started, which covers transactions that were still open
 then, and the content hash makes the overlap cost one join.
 """
@@ -58,7 +59,7 @@ class ProjectionSummary:
 
 @dataclass
 class _Batch:
-    """What writing one batch into the ERP did, to record in syncd's database afterwards."""
+    """Outcomes of writing one batch into the ERP, recorded in syncd's database afterwards."""
 
     outcomes: list[bridge_state.Outcome] = field(default_factory=list)
     quarantined: list[tuple[Any, str]] = field(default_factory=list)
@@ -71,7 +72,7 @@ class _Batch:
 
 
 class Projector:
-    """Runs projection passes for one loaded mapping."""
+    """Projector of canonical orders into the ERP's tables for one loaded mapping."""
 
     def __init__(
         self,
@@ -137,7 +138,7 @@ class Projector:
     def _mapped_accounts(
         self, account_names: Mapping[int, str], summary: ProjectionSummary
     ) -> dict[int, str]:
-        """Accounts whose orders can be projected (see :func:`unlisted_accounts`)."""
+        """Return the accounts whose orders can be projected (see :func:`unlisted_accounts`)."""
         summary.unmapped_accounts = unlisted_accounts(self.mapping, account_names.values())
         left_out = set(summary.unmapped_accounts)
         return {pk: name for pk, name in account_names.items() if name not in left_out}
@@ -313,7 +314,7 @@ class Projector:
     def _touch_values(
         self, table: Table, columns: Mapping[str, ColumnSpec], now: datetime
     ) -> dict[str, Any]:
-        """The ``now`` columns of a row (its update time), as a write must set them."""
+        """Build the ``now`` columns of a row (its update time) that every update must set."""
         specs = {
             name: spec
             for name, spec in columns.items()
@@ -327,7 +328,7 @@ class Projector:
         return builder.row(table, specs, CanonicalOrder(values={}))
 
     def _parent_columns(self) -> frozenset[str]:
-        """Columns of the order row that its lines take (``parent = …``)."""
+        """Return the columns of the order row that its lines copy (``parent = …``)."""
         lines = self.orders.lines
         if lines is None:
             return frozenset()
@@ -355,8 +356,8 @@ class Projector:
     def purge_pii(self) -> int:
         """Clear the mapped PII columns of ERP rows whose retention period has passed.
 
-        Each order is cleared in its own savepoint: a row the ERP refuses to change is
-        logged and tried again at the next pass, and never holds back the others.
+        Each order is cleared in its own savepoint, so a row the ERP rejects is logged and
+        tried again at the next pass without holding back the others.
         """
         now = self.now()
         cutoff = now - timedelta(days=self.retention_days)
@@ -480,7 +481,7 @@ def _same(stored: Any, value: Any) -> bool:
     if stored == value:
         return True
     if isinstance(stored, datetime) and isinstance(value, datetime):
-        # A column without fractional seconds drops them.
+        # A column without fractional seconds drops them, so compare to the second.
         if (stored.tzinfo is None) != (value.tzinfo is None):
             return False
         return stored.replace(microsecond=0) == value.replace(microsecond=0)

@@ -1,9 +1,9 @@
 """Computing the value of each mapped ERP column, and checking that it fits the column.
 
 A value that does not fit (text too long, an amount with too many digits, a status the map
-does not list) raises :class:`ValueFitError`, which puts the order in quarantine: writing it
-anyway would fail on a strict database and be cut silently on a lax one (MariaDB without
-``STRICT_TRANS_TABLES``).
+does not list) raises :class:`ValueFitError`, which puts the order in quarantine. Written
+anyway, it would fail on a strict database and be cut silently on a lax one (MariaDB
+without ``STRICT_TRANS_TABLES``).
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from syncd.i18n import gettext as _
 
 
 class ValueFitError(Exception):
-    """A value cannot be written into its column; the message names the column and why."""
+    """Error for a value that cannot be written into its column, naming the column and why."""
 
 
 class SkuMap:
-    """Amazon SKU → ERP SKU for one account, read from the seller's SKU map table."""
+    """Map of Amazon SKU → ERP SKU for one account, read from the seller's SKU map table."""
 
     def __init__(self, entries: Mapping[str, str], missing: str) -> None:
         self.entries = entries
         self.missing = missing
 
     def translate(self, sku: str | None) -> str | None:
-        """Return the ERP's SKU; Amazon's own when unmapped and the mapping keeps it.
+        """Return the ERP's SKU, or Amazon's own when it is unmapped and the mapping keeps it.
 
         Raises:
             ValueFitError: the SKU is not in the map and the mapping quarantines such orders.
@@ -50,7 +50,7 @@ class SkuMap:
 
 
 class RowBuilder:
-    """Builds the column values of the order row and the line rows of one order."""
+    """Builder of the column values of one order's row and its line rows."""
 
     def __init__(
         self,
@@ -89,7 +89,7 @@ class RowBuilder:
             value = self._fit(table, column, spec, raw)
             if value is None and not column.nullable:
                 if column.server_default is not None and not isinstance(column.type, String):
-                    continue  # the ERP's own default stands in for "no value"
+                    continue  # the ERP's own default is its "no value"
                 value = empty_value(column)
             values[name] = value
         return values
@@ -135,7 +135,7 @@ class RowBuilder:
         try:
             return hook(order) if line is None else hook(order, line)
         except Exception as exc:
-            # The seller's own code: its order waits in quarantine, the others go on.
+            # A failing hook is the seller's code, so only this order goes to quarantine.
             raise ValueFitError(
                 _("{column}: the function {path} failed ({error}: {message}).").format(
                     column=name, path=spec.code, error=type(exc).__name__, message=exc
@@ -201,7 +201,7 @@ class RowBuilder:
 
 
 def empty_value(column: Column[Any]) -> str | None:
-    """What "no value" is in a column: NULL, or '' in a NOT NULL text column.
+    """Return a column's "no value": NULL, or '' in a NOT NULL text column.
 
     ERPs on MySQL often declare text NOT NULL DEFAULT '', where an empty string is how they
     write "unknown" (a pending order's address, a purged buyer name).
@@ -280,9 +280,11 @@ def _fit_amount(column: Column[Any], value: Any) -> Decimal:
 def wall_clock_to_utc(value: datetime, zone: str | None) -> datetime:
     """Return the UTC instant of a WMS time; naive times are in ``zone``.
 
-    The stated rule for wall-clock times a DST change makes odd: a time that occurs twice
-    (clocks go back) is the first of the two, as Python's ``fold=0``; a time that does not
-    exist (clocks go forward) is rejected by the shipment intake, which reads the same value.
+    A time that occurs twice (clocks go back) is the first of the two, as Python's
+    ``fold=0``. The shipment intake rejects a time that does not exist (clocks go forward).
+
+    NOTE: nothing in syncd calls this function. Unlike the intake, it converts a time in a
+    DST gap instead of rejecting it.
     """
     if value.tzinfo is not None:
         return value.astimezone(UTC)
@@ -295,5 +297,7 @@ def now_in_column(now: datetime, zone: str | None, naive: bool) -> datetime:
     return local.replace(tzinfo=None) if naive else local
 
 
+# How far a WMS pass re-reads before an update-time position (an estimate of the longest
+# WMS transaction). In a zone with DST, a naive time repeats for an hour when clocks go back.
 OVERLAP_NO_DST = timedelta(minutes=10)
 OVERLAP_DST = timedelta(minutes=70)

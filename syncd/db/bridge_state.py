@@ -1,7 +1,7 @@
 """syncd's own records of the bridge: pass positions and leases, projected orders, write-backs.
 
-These rows live in syncd's database, the ERP's rows in the ERP's, which may be another
-database: there is no transaction across the two. Every step is therefore safe to repeat.
+These rows live in syncd's database and the ERP's rows in the ERP's, which may be another
+database, so no transaction spans the two. Every step is therefore safe to repeat.
 The ERP row is written first and syncd's record after it, so a crash in between leads to
 the same write again, which finds the row by its natural key and changes nothing.
 """
@@ -42,7 +42,7 @@ QUARANTINED = "quarantined"
 def take_lease(
     connection: Connection, name: str, owner: str, now: datetime, seconds: float
 ) -> bool:
-    """Take or renew the lease called ``name``; False when another owner holds it."""
+    """Take or renew the lease called ``name``, and return False when another owner has it."""
     expires = now + timedelta(seconds=seconds)
     _ensure(connection, name, now)
     result = connection.execute(
@@ -70,7 +70,7 @@ def give_back_lease(connection: Connection, name: str, owner: str, now: datetime
 
 
 def is_lease_held(connection: Connection, name: str, owner: str, now: datetime) -> bool:
-    """True when ``owner`` holds the lease and it has not expired (locks the row)."""
+    """Return whether ``owner`` has the unexpired lease, locking the row until commit."""
     row = connection.execute(
         select(_POSITIONS.c.owner, _POSITIONS.c.lease_expires_at)
         .where(_POSITIONS.c.name == name)
@@ -172,7 +172,7 @@ def count_to_project(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one projection did with one order."""
+    """Outcome of projecting one order, as recorded in ``syncd_erp_orders``."""
 
     order_pk: int
     account_id: int
@@ -185,8 +185,11 @@ class Outcome:
 
 
 def record_outcomes(connection: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Record the outcome of each order of a batch (after the ERP's commit), two statements
-    for the batch: one for the orders seen before, one for the new ones."""
+    """Record the outcome of each order of a batch, after the ERP's commit.
+
+    One SELECT finds the orders recorded before. Their updates and the new rows are then
+    written with one executemany per group of rows that set the same columns.
+    """
     if not outcomes:
         return
     pks = [outcome.order_pk for outcome in outcomes]
@@ -252,12 +255,13 @@ def forget_outcome(connection: Connection, order_pks: Sequence[int]) -> int:
 
 
 def orders_with_pii(connection: Connection, cutoff: datetime, limit: int) -> list[Any]:
-    """Return projected orders whose ERP rows hold PII past its retention, oldest first.
+    """Return projected orders whose ERP rows contain PII past its retention, oldest first.
 
     ``cutoff`` is now minus the retention period. A shipped order's period starts at its
-    latest delivery date (its last update when Amazon gave none), a cancelled order's at
-    its cancellation; the same rule as :func:`syncd.bridge.canonical.retention_start`,
-    applied in SQL so that orders still inside their period never hold back expired ones.
+    latest delivery date (its last update when Amazon gave none), and a cancelled or
+    unfulfillable order's at its last update. This is the rule of
+    :func:`syncd.bridge.canonical.retention_start`, applied in SQL so that orders still inside
+    their period never hold back expired ones.
     """
     shipped_start = func.coalesce(_ORDERS.c.deliver_by_latest, _ORDERS.c.last_updated_time)
     expired = or_(
@@ -286,7 +290,7 @@ def orders_with_pii(connection: Connection, cutoff: datetime, limit: int) -> lis
 
 
 def mark_pii_purged(connection: Connection, order_pks: Sequence[int], now: datetime) -> None:
-    """Record that the ERP rows of these orders hold no PII any more."""
+    """Record that the ERP rows of these orders no longer contain PII."""
     if order_pks:
         connection.execute(
             update(_ERP_ORDERS)

@@ -2,9 +2,10 @@
 
 One process at a time runs the bridge, under the lease named ``bridge``, because a natural
 key without a unique index in the ERP cannot stop two writers from inserting the same order.
-The mapping file is read again when it changes on disk, and checked against the reflected
-tables before the first write; a mapping with errors stops the bridge (logged once per
-version of the file) and leaves the rest of syncd running.
+The mapping file is read again when it changes on disk, and each pass checks it against
+freshly reflected tables before it writes. A mapping with errors stops the bridge and leaves
+the rest of syncd running. Its problems are logged again only when the file or the problems
+change.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ LEASE = "bridge"
 
 @dataclass
 class BridgeSummary:
-    """What one bridge pass did."""
+    """Summary of one bridge pass: its counts, and the error that stopped it."""
 
     ran: bool = False
     projection: ProjectionSummary | None = None
@@ -56,7 +57,7 @@ class Bridge:
 
     @property
     def erp_engine(self) -> Engine:
-        """The ERP database's engine: syncd's own when both URLs are the same."""
+        """Engine of the ERP database, which is syncd's own when both URLs are the same."""
         settings = self.ctx.settings
         if settings.erp_url == settings.database_url:
             return self.ctx.engine
@@ -113,6 +114,8 @@ class Bridge:
             )
             summary.projection = projector.run()
         if mapping.spec.shipments is not None:
+            # NOTE: only the projector renews the lease. A feed and write-back that take
+            # longer than lease_seconds can overlap another process's pass.
             feeder = WmsFeeder(
                 mapping,
                 tables,
@@ -129,8 +132,8 @@ class Bridge:
     def prepare(self) -> tuple[LoadedMapping, ErpTables]:
         """Return the mapping and its checked tables.
 
-        The file is read again when it changed on disk; the tables are reflected on every
-        pass, so a column the operator widened to take a quarantined order counts at once.
+        The file is read again when it changed on disk. The tables are reflected on every
+        pass, so a column the operator widened for a quarantined order counts at once.
 
         Raises:
             MappingError: the file or its tables have errors (logged once until they change).
@@ -171,7 +174,7 @@ class Bridge:
             with self.ctx.engine.begin() as connection:
                 bridge_state.give_back_lease(connection, LEASE, self.ctx.owner, self.ctx.now())
         except SQLAlchemyError:
-            log.warning("bridge_lease_release_failed")  # it expires by itself
+            log.warning("bridge_lease_release_failed")  # the lease expires by itself
 
 
 def _log_summary(summary: BridgeSummary) -> None:

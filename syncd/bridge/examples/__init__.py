@@ -1,8 +1,8 @@
 """The shipped example of a domestic ERP: its MariaDB/MySQL tables and its mapping file.
 
-``syncd bridge example`` prints both, ``syncd demo`` creates the tables in its SQLite
-database and maps its sellers onto them, and the bridge tests build their sample ERP from
-the same two files.
+``syncd bridge example`` prints both, and ``syncd demo`` creates the tables in its SQLite
+database and maps its sellers onto them. The bridge tests build their sample ERP from the
+same two files.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from importlib import resources
 
 MAPPING_FILE = "domestic.toml"
 SCHEMA_FILE = "domestic.sql"
-# The mapping's one [accounts.NAME] table, with the placeholders a seller replaces.
+# The example mapping's only [accounts.NAME] table, with the placeholders a seller replaces.
 ACCOUNT_TABLE = '[accounts.ACCOUNT]\nshop_code = "SHOPCODE"\n'
 
 _COMMENT = re.compile(r"[ \t]*--[^\n]*")
@@ -46,8 +46,9 @@ def example_schema(dialect: str) -> list[str]:
     """Return the example's CREATE TABLE statements, without comments, for one database.
 
     MariaDB and MySQL get the file's statements. SQLite and PostgreSQL get the same columns
-    in their own types: integer primary keys that count up by themselves, SMALLINT for
-    TINYINT, no ``ON UPDATE`` clause and unnamed unique constraints.
+    in their own types: auto-incrementing integer primary keys, SMALLINT for TINYINT,
+    TIMESTAMP for DATETIME on PostgreSQL, no ``ON UPDATE`` clause and unnamed unique
+    constraints.
 
     Args:
         dialect: ``mariadb``, ``mysql``, ``sqlite`` or ``postgresql``.
