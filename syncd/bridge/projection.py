@@ -357,14 +357,31 @@ class Projector:
         """Clear the mapped PII columns of ERP rows whose retention period has passed.
 
         Each order is cleared in its own savepoint, so a row the ERP rejects is logged and
-        tried again at the next pass without holding back the others.
+        tried again at the next pass. The pass pages past such rows, so however many fail,
+        the orders after them are still cleared.
         """
         now = self.now()
         cutoff = now - timedelta(days=self.retention_days)
-        with self.engine.begin() as connection:
-            rows = bridge_state.orders_with_pii(connection, cutoff, PII_PURGE_BATCH)
-        if not rows:
-            return 0
+        total = 0
+        after: tuple[datetime, int] | None = None
+        while not self.stop.is_set():
+            with self.engine.begin() as connection:
+                rows = bridge_state.orders_with_pii(connection, cutoff, PII_PURGE_BATCH, after)
+            if not rows:
+                break
+            after = (rows[-1].last_updated_time, rows[-1].order_pk)
+            purged = self._purge_page(rows, now)
+            with self.engine.begin() as connection:
+                bridge_state.mark_pii_purged(connection, purged, now)
+            total += len(purged)
+            if len(rows) < PII_PURGE_BATCH:
+                break
+        if total:
+            log.info("erp_pii_purged", orders=total)
+        return total
+
+    def _purge_page(self, rows: Sequence[Any], now: datetime) -> list[int]:
+        """Clear the PII of one page of orders in the ERP; return the orders cleared."""
         orders_table, lines_table = self.tables.orders, self.tables.lines
         assert orders_table is not None
         purged = []
@@ -404,11 +421,7 @@ class Projector:
                     )
                     continue
                 purged.append(row.order_pk)
-        with self.engine.begin() as connection:
-            bridge_state.mark_pii_purged(connection, purged, now)
-        if purged:
-            log.info("erp_pii_purged", orders=len(purged))
-        return len(purged)
+        return purged
 
 
 def upsert_row(

@@ -254,7 +254,12 @@ def forget_outcome(connection: Connection, order_pks: Sequence[int]) -> int:
     return int(result.rowcount)
 
 
-def orders_with_pii(connection: Connection, cutoff: datetime, limit: int) -> list[Any]:
+def orders_with_pii(
+    connection: Connection,
+    cutoff: datetime,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+) -> list[Any]:
     """Return projected orders whose ERP rows contain PII past its retention, oldest first.
 
     ``cutoff`` is now minus the retention period. A shipped order's period starts at its
@@ -283,9 +288,17 @@ def orders_with_pii(connection: Connection, cutoff: datetime, limit: int) -> lis
         )
         .join(_ORDERS, _ORDERS.c.id == _ERP_ORDERS.c.order_pk)
         .where(_ERP_ORDERS.c.has_pii.is_(True), _ERP_ORDERS.c.pii_purged_at.is_(None), expired)
-        .order_by(_ORDERS.c.last_updated_time)
+        .order_by(_ORDERS.c.last_updated_time, _ERP_ORDERS.c.order_pk)
         .limit(limit)
     )
+    if after is not None:
+        # The page after (last update, order) of the previous one, past rows that failed.
+        query = query.where(
+            or_(
+                _ORDERS.c.last_updated_time > after[0],
+                and_(_ORDERS.c.last_updated_time == after[0], _ERP_ORDERS.c.order_pk > after[1]),
+            )
+        )
     return list(connection.execute(query))
 
 

@@ -82,8 +82,11 @@ class Bridge:
                     log.debug("bridge_lease_busy")
                     return summary
                 self._run(summary)
-            except (MappingError, errors.LeaseLostError) as exc:
+            except MappingError as exc:
                 summary.error = str(exc)
+            except errors.LeaseLostError as exc:
+                summary.error = str(exc)
+                log.warning("bridge_lease_lost", owner=self.ctx.owner)
             except SQLAlchemyError as exc:
                 summary.error = database_error_reason(exc)
                 log.warning(
@@ -125,7 +128,9 @@ class Bridge:
                 now=self.ctx.now,
                 carriers=carrier_map(self.ctx),
             )
+            self._renew()
             summary.feed = feeder.feed()
+            self._renew()
             summary.written_back = feeder.write_back()
         _log_summary(summary)
 
