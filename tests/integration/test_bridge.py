@@ -45,9 +45,20 @@ def domestic(
     """The domestic sample ERP in syncd's database or in a database of its own."""
     url = world.ctx.settings.database_url
     erp_url = url if request.param == "same" else separate_database_url(url, tmp_path)
+    yield from _domestic_world(world, erp_url, tmp_path, monkeypatch)
+
+
+def _domestic_world(
+    world: JobWorld,
+    erp_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **settings: str,
+) -> Iterator[BridgeWorld]:
+    """Create the domestic tables in ``erp_url``, yield a bridge on them, drop them after."""
     create_tables(erp_url, domestic_ddl(backend_of(erp_url)), DOMESTIC_TABLES)
     mapping = write_mapping(tmp_path, domestic_mapping("acme-na"))
-    yield from bridge_world(world, erp_url, mapping, monkeypatch)
+    yield from bridge_world(world, erp_url, mapping, monkeypatch, **settings)
     drop_tables(erp_url, DOMESTIC_TABLES)
 
 
@@ -391,10 +402,7 @@ def no_retention(
 ) -> Iterator[BridgeWorld]:
     """The domestic ERP in syncd's database, with PII kept no day past its retention start."""
     url = world.ctx.settings.database_url
-    create_tables(url, domestic_ddl(backend_of(url)), DOMESTIC_TABLES)
-    mapping = write_mapping(tmp_path, domestic_mapping("acme-na"))
-    yield from bridge_world(world, url, mapping, monkeypatch, pii_retention_days="0")
-    drop_tables(url, DOMESTIC_TABLES)
+    yield from _domestic_world(world, url, tmp_path, monkeypatch, pii_retention_days="0")
 
 
 def _receiver(bridge: BridgeWorld, order_id: str) -> Any:
@@ -448,10 +456,7 @@ def small_batches(
 ) -> Iterator[BridgeWorld]:
     """The domestic ERP in syncd's database, read five rows at a time."""
     url = world.ctx.settings.database_url
-    create_tables(url, domestic_ddl(backend_of(url)), DOMESTIC_TABLES)
-    mapping = write_mapping(tmp_path, domestic_mapping("acme-na"))
-    yield from bridge_world(world, url, mapping, monkeypatch, bridge_batch_size="5")
-    drop_tables(url, DOMESTIC_TABLES)
+    yield from _domestic_world(world, url, tmp_path, monkeypatch, bridge_batch_size="5")
 
 
 def test_same_second_rows_all_read(small_batches: BridgeWorld) -> None:
