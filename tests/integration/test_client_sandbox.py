@@ -292,9 +292,11 @@ def test_server_errors_are_retried(client: SpApiClient, sandbox: SandboxServer) 
 
 def test_read_timeout_is_retried_on_a_read(sandbox_factory, client_factory: ClientFactory) -> None:  # type: ignore[no-untyped-def]
     sandbox = sandbox_factory()
-    client = client_factory(sandbox, SYNCD_HTTP_READ_TIMEOUT="0.3")
+    # A second more than the retry needs: under a loaded test run the sandbox's thread can
+    # answer the retry a few hundred milliseconds late, which a 0.3 s timeout took for a hang.
+    client = client_factory(sandbox, SYNCD_HTTP_READ_TIMEOUT="1.0")
     order_id = _first_order_id(sandbox, US)
-    sandbox.state.add_fault({"kind": "slow", "operation": "getOrder", "count": 1, "delay": 1.0})
+    sandbox.state.add_fault({"kind": "slow", "operation": "getOrder", "count": 1, "delay": 3.0})
     records: list[str | None] = []
     client.add_listener(lambda record: records.append(record.failure))
 
