@@ -1,8 +1,8 @@
 """Reading shipments from the WMS's own table into the shipment intake, and writing back.
 
 A pass reads the WMS rows changed since its position (an increasing id, or an update-time
-column), in pages ordered by that column and the row's key, and writes one intake request per
-row, keyed by ``(source, the row's key)``, so a row read twice is one request. The position
+column), in pages ordered by that column and the row's key. Each row becomes one intake
+request keyed by ``(source, the row's key)``, so a row read twice is one request. The position
 is stored in the same syncd transaction as the requests, and the WMS is only read, so a crash
 repeats at most the last page. Each pass starts a little before its position, because rows
 committed out of order (a lower id committed after a higher one) would otherwise be passed

@@ -4,10 +4,10 @@ A pass reads the orders whose current version the ERP has not seen (a different 
 hash than the one recorded in ``syncd_erp_orders``), a batch at a time. Each order's row is
 found by its natural key and updated, or inserted, and then its lines are written the same
 way. A batch is first written in one ERP transaction without savepoints. When an order fails
-(a constraint, a trigger, a value that does not fit), the batch is rolled back and written
-again with a savepoint per order, so only the failing order is quarantined with the reason
-and the rest commits. syncd records the outcomes only after the ERP's commit, so a crash in
-between repeats the batch, and the natural keys make the repeat harmless.
+(a constraint, a trigger, a value that does not fit), the batch is rolled back. It is then
+written again with a savepoint per order, so only the failing order is quarantined.
+syncd records the outcomes only after the ERP's commit, so a crash in between repeats the
+batch, and the natural keys make the repeat harmless.
 
 Changes are found by ``synced_at``, which every store of an order sets. A pass re-reads from
 an hour before the previous pass started, which covers transactions that were still open

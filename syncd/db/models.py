@@ -326,7 +326,7 @@ class OutboxEntry(Base):
 
 
 class BridgePosition(Base):
-    """Where one bridge pass left off, and which process runs it now (a lease by name).
+    """Position of one bridge pass and the process that runs it now (a lease by name).
 
     Names: ``projection`` (canonical orders into the ERP), ``wms:SOURCE`` (the WMS rows read
     so far) and ``bridge`` (the lease of the whole bridge, so only one process writes the
@@ -344,7 +344,7 @@ class BridgePosition(Base):
 
 
 class ErpOrder(Base):
-    """How one canonical order stands in the ERP: the version projected and the keys used."""
+    """Record of one canonical order in the ERP: the version projected and the keys used."""
 
     __tablename__ = "syncd_erp_orders"
     __table_args__ = MYSQL_TABLE_OPTIONS

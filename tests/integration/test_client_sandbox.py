@@ -292,8 +292,8 @@ def test_server_errors_are_retried(client: SpApiClient, sandbox: SandboxServer) 
 
 def test_read_timeout_is_retried_on_a_read(sandbox_factory, client_factory: ClientFactory) -> None:  # type: ignore[no-untyped-def]
     sandbox = sandbox_factory()
-    # A second more than the retry needs: under a loaded test run the sandbox's thread can
-    # answer the retry a few hundred milliseconds late, which a 0.3 s timeout took for a hang.
+    # A second more than the retry needs. Under a loaded test run the sandbox's thread once
+    # sent the retry's response 636 ms late, which a 0.3 s timeout took for a hang.
     client = client_factory(sandbox, SYNCD_HTTP_READ_TIMEOUT="1.0")
     order_id = _first_order_id(sandbox, US)
     sandbox.state.add_fault({"kind": "slow", "operation": "getOrder", "count": 1, "delay": 3.0})
