@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
 
     lwa_client_id: str | None = None
     lwa_client_secret: SecretStr | None = None
+    # The secret Amazon issued to replace the current one; tried when LWA refuses the current.
+    lwa_client_secret_next: SecretStr | None = None
+    # The day the current secret was made (Seller Central shows it); else first use counts.
+    lwa_client_secret_created: date | None = None
     lwa_token_url: AnyHttpUrl = AnyHttpUrl(AMAZON_LWA_TOKEN_URL)
 
     spapi_endpoint_na: AnyHttpUrl | None = None
@@ -88,6 +93,21 @@ class Settings(BaseSettings):
     bridge_batch_size: int = Field(default=200, ge=1, le=5_000)  # rows per transaction
     # Days after delivery (or cancellation) that buyer PII is kept; Amazon allows at most 30.
     pii_retention_days: int = Field(default=30, ge=0, le=30)
+
+    # Syncd's own copies of buyer PII are purged this often (seconds).
+    pii_purge_interval: float = Field(default=3_600.0, ge=60, le=86_400)
+
+    # Prometheus metrics; off unless a port is set, and bound to loopback by default.
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    metrics_host: str = "127.0.0.1"
+
+    # Several nodes: how often a node writes its heartbeat and balances accounts (seconds).
+    node_heartbeat: float = Field(default=15.0, ge=1, le=600)
+    # Calls per second that all accounts of the application may spend together, per operation,
+    # for operations whose application-wide limit Amazon does not report.
+    application_budget: dict[str, float] = Field(default_factory=dict)
+    # Longest pause between attempts to reach a database that stopped answering (seconds).
+    database_retry_max_delay: float = Field(default=300.0, ge=1, le=3_600)
 
     https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password
     http_connect_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds
@@ -131,6 +151,25 @@ class Settings(BaseSettings):
                 _("not Amazon carrier codes: {codes}; add them to SYNCD_CARRIER_CODES").format(
                     codes=", ".join(unknown)
                 )
+            )
+        return value
+
+    @field_validator("application_budget")
+    @classmethod
+    def _check_application_budget(cls, value: dict[str, float]) -> dict[str, float]:
+        from syncd.amazon.throttle import DEFAULT_PLANS  # noqa: PLC0415
+
+        unknown = sorted(name for name in value if name not in DEFAULT_PLANS)
+        if unknown:
+            raise ValueError(
+                _("unknown operations: {names}; known: {known}").format(
+                    names=", ".join(unknown), known=", ".join(sorted(DEFAULT_PLANS))
+                )
+            )
+        bad = sorted(name for name, rate in value.items() if not rate > 0)
+        if bad:
+            raise ValueError(
+                _("calls per second must be above 0 for: {names}").format(names=", ".join(bad))
             )
         return value
 
@@ -208,6 +247,13 @@ _EXPECTED: dict[str, str] = {
     "environment": N_("production or sandbox"),
     "lwa_client_id": N_("the LWA client id of the application (amzn1.application-oa2-client.…)"),
     "lwa_client_secret": N_("the LWA client secret of the application"),
+    "lwa_client_secret_next": N_(
+        "the new LWA client secret Amazon issued, while the current one still works"
+    ),
+    "lwa_client_secret_created": N_(
+        "the day the current LWA client secret was made, as YYYY-MM-DD (Seller Central, "
+        "Developer Central, the app's LWA credentials)"
+    ),
     "lwa_token_url": N_("an http(s) URL, by default https://api.amazon.com/auth/o2/token"),
     "spapi_endpoint_na": N_("an http(s) base URL such as https://sellingpartnerapi-na.amazon.com"),
     "spapi_endpoint_eu": N_("an http(s) base URL such as https://sellingpartnerapi-eu.amazon.com"),
@@ -236,6 +282,15 @@ _EXPECTED: dict[str, str] = {
     "bridge_interval": N_("seconds, a number from 1 to 3600"),
     "bridge_batch_size": N_("a whole number from 1 to 5000"),
     "pii_retention_days": N_("days, a whole number from 0 to 30 (Amazon allows at most 30)"),
+    "pii_purge_interval": N_("seconds, a number from 60 to 86400"),
+    "metrics_port": N_("a TCP port from 1 to 65535; leave it unset to turn metrics off"),
+    "metrics_host": N_("the address the metrics endpoint listens on, by default 127.0.0.1"),
+    "node_heartbeat": N_("seconds, a number from 1 to 600"),
+    "application_budget": N_(
+        "a JSON object from SP-API operation to calls per second for the whole application, "
+        'such as {"getOrder": 20}'
+    ),
+    "database_retry_max_delay": N_("seconds, a number from 1 to 3600"),
     "carrier_map": N_(
         'a JSON object from carrier name to Amazon carrier code, such as {"YW": "Yanwen"}'
     ),
@@ -255,7 +310,7 @@ _EXPECTED: dict[str, str] = {
     "log_format": N_("auto, json or console"),
     "log_level": N_("debug, info, warning or error"),
 }
-_SECRET_FIELDS = frozenset({"lwa_client_secret", "encryption_key"})
+_SECRET_FIELDS = frozenset({"lwa_client_secret", "lwa_client_secret_next", "encryption_key"})
 
 
 _URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)[^@/\s]*@")

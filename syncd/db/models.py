@@ -169,6 +169,8 @@ class Order(Base):
     # Encrypted JSON of `tax.taxRegistrations`: the buyer's company, tax id and address.
     tax_registrations_pii: Mapped[str | None] = mapped_column(Text)
     pii_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the retention purge cleared the PII columns; later fetches store no PII again.
+    pii_purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     synced_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -377,3 +379,35 @@ class WmsWriteBack(Base):
     message_hash: Mapped[str | None] = mapped_column(String(64))
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
     written_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Node(Base):
+    """One running ``syncd run`` process sharing this database, with its heartbeat."""
+
+    __tablename__ = "syncd_nodes"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)  # the lease owner name
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    accounts_held: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str | None] = mapped_column(Text)  # the one-line summary systemd shows
+
+
+class LwaSecret(Base):
+    """An LWA client secret syncd has used, known only by a fingerprint, to track its age.
+
+    Amazon expires client secrets 180 days after they are made; the first time syncd saw a
+    secret is the latest it can have been made, unless a setting gives the real date.
+    """
+
+    __tablename__ = "syncd_lwa_secrets"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256, hex
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    refused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # LWA: invalid_client
