@@ -13,10 +13,18 @@ An error LWA itself returns (``invalid_grant``, ``invalid_client``, ``invalid_sc
 permanent until a person acts: the provider remembers it and raises it again without
 calling LWA until ``failure_recheck`` seconds pass. Failures that may pass (5xx, 429, a
 network error, a proxy's page) are retried with backoff instead.
+
+The client secret belongs to the application, not to one account, so every provider of a
+process shares one :class:`ClientCredentials`. When LWA returns ``invalid_client`` for the
+current secret and a next one is configured, the next one is tried at once and used by every
+provider from then on. When no secret is left to try, the application is marked refused: no
+provider calls LWA again until ``failure_recheck`` seconds pass, and then one call checks.
+Secrets appear in logs only as the first 8 hex digits of their SHA-256 fingerprint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -27,7 +35,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from syncd import errors
+from syncd import errors, metrics
 from syncd.amazon import outcomes
 from syncd.amazon.clock import AmazonClock, monotonic
 from syncd.amazon.operations import Operation
@@ -42,13 +50,201 @@ OPERATION_EXTENSION = "syncd_operation"
 _LWA_OPERATION = Operation("lwaToken", "POST", "/auth/o2/token", idempotent=True)
 
 
+FINGERPRINT_SHOWN = 8  # hex digits of a secret's fingerprint that logs and messages show
+
+
 @dataclass(frozen=True)
 class LwaClient:
-    """The application's LWA identity and where to exchange tokens."""
+    """The application's LWA identity and where to exchange tokens.
+
+    ``client_secret_next`` is the secret Amazon issued to replace ``client_secret``; it is
+    tried when LWA refuses the current one.
+    """
 
     client_id: str
     client_secret: SecretStr
     token_url: str
+    client_secret_next: SecretStr | None = None
+
+    @property
+    def secrets(self) -> tuple[SecretStr, ...]:
+        """The secrets to try, in order: the current one, then the next one if it is set."""
+        if self.client_secret_next is None or self.client_secret_next == self.client_secret:
+            return (self.client_secret,)
+        return (self.client_secret, self.client_secret_next)
+
+
+def fingerprint(secret: SecretStr) -> str:
+    """Return the SHA-256 of a secret in hex, which identifies it without revealing it."""
+    return hashlib.sha256(secret.get_secret_value().encode("utf-8")).hexdigest()
+
+
+class ClientCredentials:
+    """The application's LWA client and which of its secrets is in use; thread-safe.
+
+    Shared by every :class:`TokenProvider` of a process, so a secret LWA refused for one
+    account is not sent again for another. ``refused`` lists fingerprints known to be refused
+    (stored by an earlier process), which are skipped when another secret is left.
+    ``on_refused`` and ``on_used`` receive a secret's fingerprint after LWA refused it or
+    issued a token with it; the caller may record them in the database.
+    """
+
+    def __init__(
+        self,
+        lwa: LwaClient,
+        *,
+        failure_recheck: float = 3600.0,
+        monotonic_clock: Callable[[], float] = monotonic,
+        refused: frozenset[str] = frozenset(),
+        on_refused: Callable[[str], None] | None = None,
+        on_used: Callable[[str], None] | None = None,
+    ) -> None:
+        self._failure_recheck = failure_recheck
+        self._monotonic = monotonic_clock
+        self._on_refused = on_refused
+        self._on_used = on_used
+        self._lock = threading.Lock()
+        self._refused_fingerprints = set(refused)
+        # The application-wide invalid_client and when it was last checked, once no secret
+        # is left to try.
+        self._failure: tuple[errors.InvalidClientError, float] | None = None
+        self._lwa = lwa
+        self._index = self._first_usable(lwa)
+
+    @property
+    def lwa(self) -> LwaClient:
+        """The client id, secrets and token URL in force."""
+        with self._lock:
+            return self._lwa
+
+    @property
+    def secret_in_use(self) -> SecretStr:
+        """The secret the next token request sends."""
+        with self._lock:
+            return self._lwa.secrets[self._index]
+
+    @property
+    def is_refused(self) -> bool:
+        """True while LWA has refused every configured secret."""
+        with self._lock:
+            return self._failure is not None
+
+    def refused_fingerprints(self) -> frozenset[str]:
+        """Return the fingerprints of the secrets LWA refused, as far as this process knows."""
+        with self._lock:
+            return frozenset(self._refused_fingerprints)
+
+    def replace(self, lwa: LwaClient) -> None:
+        """Use new settings (a reload); a remembered refusal ends when anything changed.
+
+        Requests already sent finish with the secret they carry.
+        """
+        with self._lock:
+            if lwa == self._lwa:
+                return
+            same_secrets = lwa.secrets == self._lwa.secrets
+            in_use = self._lwa.secrets[self._index]
+            self._lwa = lwa
+            self._failure = None
+            self._index = (
+                lwa.secrets.index(in_use)
+                if same_secrets and in_use in lwa.secrets
+                else self._first_usable(lwa)
+            )
+
+    def raise_if_refused(self) -> None:
+        """Raise the application's remembered ``invalid_client`` until it is due a check.
+
+        Raises:
+            errors.InvalidClientError: LWA refused every secret less than
+                ``failure_recheck`` seconds ago.
+        """
+        with self._lock:
+            if self._failure is None:
+                return
+            failure, since = self._failure
+            if self._monotonic() - since < self._failure_recheck:
+                raise failure
+
+    def is_remembered(self, error: errors.AuthError) -> bool:
+        """True when ``error`` is the refusal this object raises again, not a new answer."""
+        with self._lock:
+            return self._failure is not None and self._failure[0] is error
+
+    def choose(self) -> tuple[LwaClient, SecretStr]:
+        """Return the settings and the secret for one token request.
+
+        After ``failure_recheck`` seconds, one caller checks a refused application again
+        while the others keep getting the remembered error.
+
+        Raises:
+            errors.InvalidClientError: the application is refused and another caller checks.
+        """
+        with self._lock:
+            if self._failure is not None:
+                failure, since = self._failure
+                now = self._monotonic()
+                if now - since < self._failure_recheck:
+                    raise failure
+                self._failure = (failure, now)
+            return self._lwa, self._lwa.secrets[self._index]
+
+    def accept(self, secret: SecretStr) -> None:
+        """Note that LWA issued a token with ``secret``."""
+        with self._lock:
+            if self._failure is not None and secret == self._lwa.secrets[self._index]:
+                self._failure = None
+                log.info("lwa_client_accepted", fingerprint=_shown(secret))
+        if self._on_used is not None:
+            self._on_used(fingerprint(secret))
+
+    def refuse(self, secret: SecretStr, error: errors.InvalidClientError) -> bool:
+        """Note that LWA refused ``secret`` and switch to the next one if there is one.
+
+        Returns:
+            True when the caller should send its request again at once, with the secret
+            :meth:`choose` returns now; False when no secret is left to try.
+        """
+        refused = fingerprint(secret)
+        with self._lock:
+            self._refused_fingerprints.add(refused)
+            secrets = self._lwa.secrets
+            if secrets[self._index] != secret:
+                # Another thread switched already, or a reload brought other secrets.
+                return True
+            if self._index + 1 < len(secrets):
+                self._index += 1
+                log.warning("lwa_client_secret_refused", fingerprint=refused[:FINGERPRINT_SHOWN])
+                log.warning(
+                    "lwa_client_secret_next_in_use", fingerprint=_shown(secrets[self._index])
+                )
+                switched = True
+            else:
+                if self._failure is None:
+                    log.error(
+                        "lwa_client_invalid",
+                        client_id=self._lwa.client_id,
+                        fingerprint=refused[:FINGERPRINT_SHOWN],
+                        secrets_tried=len(secrets),
+                        status_code=error.status_code,
+                        recheck_seconds=self._failure_recheck,
+                    )
+                self._failure = (error, self._monotonic())
+                switched = False
+        if self._on_refused is not None:
+            self._on_refused(refused)
+        return switched
+
+    def _first_usable(self, lwa: LwaClient) -> int:
+        """Return the index of the first secret not known to be refused (0 if all are)."""
+        for index, secret in enumerate(lwa.secrets):
+            if fingerprint(secret) not in self._refused_fingerprints:
+                return index
+        return 0
+
+
+def _shown(secret: SecretStr) -> str:
+    return fingerprint(secret)[:FINGERPRINT_SHOWN]
 
 
 @dataclass(frozen=True)
@@ -66,7 +262,7 @@ class TokenProvider:
     def __init__(
         self,
         http: httpx.Client,
-        lwa: LwaClient,
+        lwa: LwaClient | ClientCredentials,
         *,
         account: str,
         refresh_token: SecretStr | None = None,
@@ -82,7 +278,13 @@ class TokenProvider:
         if (refresh_token is None) == (scope is None):
             raise ValueError("give exactly one of refresh_token and scope")
         self._http = http
-        self._lwa = lwa
+        self._credentials = (
+            lwa
+            if isinstance(lwa, ClientCredentials)
+            else ClientCredentials(
+                lwa, failure_recheck=failure_recheck, monotonic_clock=monotonic_clock
+            )
+        )
         self.account = account
         self.initial_refresh_token = refresh_token
         self._refresh_token = refresh_token
@@ -122,6 +324,7 @@ class TokenProvider:
             if token is not None and self._monotonic() < token.refresh_due:
                 return token
             self._raise_remembered_failure()
+            self._credentials.raise_if_refused()
             # A refresh that failed while this thread waited for the lock has just spent the
             # retry budget. Repeating it at once would multiply the load on a failing LWA.
             if self._transient is not None and self._transient[1] > waiting_since:
@@ -129,7 +332,11 @@ class TokenProvider:
             try:
                 self._token = self._refresh()
             except errors.RetryableApiError as exc:
+                metrics.count_token_refresh_failure(self.account, None)
                 self._transient = (exc, self._monotonic())
+                raise
+            except errors.AuthError as exc:
+                metrics.count_token_refresh_failure(self.account, exc.lwa_error)
                 raise
             return self._token
 
@@ -147,11 +354,8 @@ class TokenProvider:
             raise failure
         self._failure = None
 
-    def _form(self) -> dict[str, str]:
-        form = {
-            "client_id": self._lwa.client_id,
-            "client_secret": self._lwa.client_secret.get_secret_value(),
-        }
+    def _form(self, client_id: str, secret: SecretStr) -> dict[str, str]:
+        form = {"client_id": client_id, "client_secret": secret.get_secret_value()}
         if self._refresh_token is not None:
             form["grant_type"] = "refresh_token"
             form["refresh_token"] = self._refresh_token.get_secret_value()
@@ -190,7 +394,11 @@ class TokenProvider:
                 )
                 self._sleep(delay)
             except errors.AuthError as exc:
-                self._failure = (exc, self._monotonic())
+                if self._credentials.is_remembered(exc):
+                    raise  # another provider found and logged it
+                if not isinstance(exc, errors.InvalidClientError):
+                    # invalid_client concerns the application: the shared credentials keep it.
+                    self._failure = (exc, self._monotonic())
                 log.error(
                     "lwa_token_refresh_failed",
                     account=self.account,
@@ -201,37 +409,40 @@ class TokenProvider:
                 raise
 
     def _exchange(self, sent_at: float) -> AccessToken:
+        while True:
+            lwa, secret = self._credentials.choose()
+            response = self._post(lwa, secret)
+            body = _json_object(response)
+            if response.status_code == 200 and isinstance(body.get("access_token"), str):
+                self._credentials.accept(secret)
+                return self._accept(body, sent_at)
+            error = body.get("error")
+            if isinstance(error, str) and not _is_transient(response.status_code, error):
+                # LWA's own verdict on the request: it stays the same until a person acts,
+                # except that a refused client secret may have a successor to try at once.
+                failure = _auth_error(response.status_code, body, self.account)
+                if isinstance(failure, errors.InvalidClientError) and self._credentials.refuse(
+                    secret, failure
+                ):
+                    sent_at = self._monotonic()
+                    continue
+                raise failure
+            raise _transient_error(response, body)
+
+    def _post(self, lwa: LwaClient, secret: SecretStr) -> httpx.Response:
         try:
-            response = self._http.post(self._lwa.token_url, data=self._form())
+            response = self._http.post(lwa.token_url, data=self._form(lwa.client_id, secret))
         except httpx.TransportError as exc:
             raise errors.RetryableApiError(
                 _LWA_OPERATION.name,
                 None,
                 None,
-                f"{type(exc).__name__} from {self._lwa.token_url}: {exc}",
+                f"{type(exc).__name__} from {lwa.token_url}: {exc}",
             ) from exc
         if self._clock is not None:
             # LWA's clock is Amazon's too, but only a first guess until SP-API responses replace it.
             self._clock.observe_date_header(response.headers.get("date"), provisional=True)
-        body = _json_object(response)
-        if response.status_code == 200 and isinstance(body.get("access_token"), str):
-            return self._accept(body, sent_at)
-        error = body.get("error")
-        if isinstance(error, str) and not _is_transient(response.status_code, error):
-            # LWA's own verdict on the request: it stays the same until a person acts.
-            raise _auth_error(response.status_code, body, self.account)
-        if isinstance(error, str):
-            raise errors.RetryableApiError(
-                _LWA_OPERATION.name,
-                response.status_code,
-                error,
-                str(body.get("error_description") or error),
-            )
-        # Anything else came from something between us and LWA, such as a proxy's error page,
-        # a captive portal or an overloaded gateway. It may pass, so it is retried.
-        raise errors.RetryableApiError(
-            _LWA_OPERATION.name, response.status_code, None, _text_excerpt(response)
-        )
+        return response
 
     def _accept(self, body: dict[str, Any], sent_at: float) -> AccessToken:
         expires_in = _lifetime(body.get("expires_in"), self.account)
@@ -282,6 +493,23 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _transient_error(response: httpx.Response, body: dict[str, Any]) -> errors.RetryableApiError:
+    """Return the error for a token response that may succeed when sent again."""
+    error = body.get("error")
+    if isinstance(error, str):
+        return errors.RetryableApiError(
+            _LWA_OPERATION.name,
+            response.status_code,
+            error,
+            str(body.get("error_description") or error),
+        )
+    # Anything else came from something between us and LWA, such as a proxy's error page,
+    # a captive portal or an overloaded gateway. It may pass, so it is retried.
+    return errors.RetryableApiError(
+        _LWA_OPERATION.name, response.status_code, None, _text_excerpt(response)
+    )
 
 
 def _text_excerpt(response: httpx.Response) -> str:
