@@ -4,6 +4,9 @@ Lag is derived, not stored: an account's orders are complete up to its watermark
 of each of its marketplaces is the time since that watermark. The newest order update stored
 per marketplace is shown beside it, because a quiet marketplace can be up to date and still
 have no recent orders.
+
+The metrics endpoint (:mod:`syncd.metrics`) reads its figures through these functions too,
+so a scrape and ``syncd status`` count each figure with the same query.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from syncd.db import accounts, intake, outbox, quarantine, runs
-from syncd.db.models import Checkpoint, Order, table_of
+from syncd.db.models import Checkpoint, Order, Quarantine, table_of
 
 _ORDERS = table_of(Order)
 _CHECKPOINTS = table_of(Checkpoint)
+_QUARANTINE = table_of(Quarantine)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class AccountStatus:
     lag: timedelta | None
     marketplaces: list[MarketplaceStatus] = field(default_factory=list)
     last_run: Any = None
-    quarantined: int = 0
+    quarantined: int = 0  # open entries of every stream
+    quarantined_by_stream: dict[str, int] = field(default_factory=dict)
     calls_last_hour: int = 0
     throttled_last_hour: int = 0
 
@@ -66,7 +71,7 @@ def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
             marketplace_id or "-", int(count), newest
         )
     last = runs.last_runs(connection, "orders")
-    open_entries = quarantine.count_open(connection)
+    open_entries = count_open_quarantine(connection)
     recent = runs.recent_calls(connection, now - timedelta(hours=1))
 
     result = []
@@ -78,8 +83,9 @@ def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
             watermark=watermark,
             lag=None if watermark is None else now - watermark,
             last_run=last.get(account.id),
-            quarantined=open_entries.get(account.id, 0),
+            quarantined_by_stream=open_entries.get(account.id, {}),
         )
+        status.quarantined = sum(status.quarantined_by_stream.values())
         for marketplace_id in account.marketplace_ids:
             status.marketplaces.append(
                 stored.get(marketplace_id, MarketplaceStatus(marketplace_id, 0, None))
@@ -93,6 +99,19 @@ def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
             status.throttled_last_hour = calls.throttled
         result.append(status)
     return result
+
+
+def count_open_quarantine(connection: Connection) -> dict[int, dict[str, int]]:
+    """Count the open quarantine entries per account id and stream."""
+    query = (
+        select(_QUARANTINE.c.account_id, _QUARANTINE.c.stream, func.count())
+        .where(_QUARANTINE.c.status == quarantine.OPEN)
+        .group_by(_QUARANTINE.c.account_id, _QUARANTINE.c.stream)
+    )
+    found: dict[int, dict[str, int]] = {}
+    for account_id, stream, count in connection.execute(query):
+        found.setdefault(int(account_id), {})[str(stream)] = int(count)
+    return found
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from syncd import __version__, errors
+from syncd import __version__, errors, metrics
 from syncd.amazon import marketplaces, outcomes
 from syncd.amazon.auth import OPERATION_EXTENSION, LwaAuth, LwaClient, TokenProvider
 from syncd.amazon.clock import AmazonClock, monotonic
@@ -480,6 +480,7 @@ class SpApiClient:
             request_id=outcome.request_id,
         )
         log.debug("api_call_finished", **record.__dict__)
+        metrics.count_api_call(record.operation, record.status_code)
         for listener in self._listeners:
             listener(record)
 

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd import errors
+from syncd import errors, metrics
 from syncd.amazon.client import CallRecord
 from syncd.amazon.models.orders import Order
 from syncd.amazon.orders import (
@@ -384,6 +384,7 @@ class _OrdersRun:
         summary.orders_new += result.new
         summary.orders_updated += result.updated
         summary.orders_quarantined += len(failed)
+        metrics.count_orders_synced(self.account.name, result.new + result.updated)
         self.log.debug(
             "orders_page_stored",
             page=page.number,
@@ -521,4 +522,5 @@ def store_fetched_order(
         result = store_orders(connection, account.id, [rows], now)
         quarantine.resolve_records(connection, account.id, STREAM, result.stored_ids, now)
         quarantine.resolve_entry(connection, entry_id, now)
+    metrics.count_orders_synced(account.name, result.new + result.updated)
     return result
