@@ -522,5 +522,4 @@ def store_fetched_order(
         result = store_orders(connection, account.id, [rows], now)
         quarantine.resolve_records(connection, account.id, STREAM, result.stored_ids, now)
         quarantine.resolve_entry(connection, entry_id, now)
-    metrics.count_orders_synced(account.name, result.new + result.updated)
     return result
