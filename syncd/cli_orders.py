@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd import cli_base, errors
+from syncd import cli_base, config, daemon, errors
 from syncd.amazon.clock import utc_now
 from syncd.bridge.projection import STREAM as ERP_STREAM
 from syncd.cli_accounts import account_state_label
@@ -35,7 +35,6 @@ from syncd.jobs.context import JobContext, build_context
 from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import STREAM, run_orders, store_fetched_order
 from syncd.logs import get_logger
-from syncd.scheduler import Dispatcher
 from syncd.status import AccountStatus, ShipmentFigures, gather_shipments, gather_status
 
 log = get_logger(__name__)
@@ -175,12 +174,13 @@ def _echo_summary(name: str, summary: runs.RunSummary) -> None:
 @click.pass_context
 def run_daemon(ctx: click.Context) -> None:
     stop = threading.Event()
-    with _stop_on_signals(stop), _context(ctx, stop) as job:
-        dispatcher = Dispatcher(job)
-        dispatcher.start()
-        click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
+    env_file = (ctx.find_root().obj or {}).get("env_file")
+    with daemon.handle_signals(stop) as signals, _context(ctx, stop) as job:
         with job.engine.begin() as connection:
             records = accounts.list_accounts(connection)
+        service = daemon.Daemon(job, signals, lambda: config.load_settings(env_file))
+        service.start()
+        click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
         if not records:
             click.echo(
                 _(
@@ -191,9 +191,7 @@ def run_daemon(ctx: click.Context) -> None:
             )
         else:
             _say_when_next_due(records)
-        while not stop.wait(1.0):
-            pass
-        dispatcher.stop()
+        service.serve()
 
 
 def _say_when_next_due(records: list[accounts.AccountRecord]) -> None:

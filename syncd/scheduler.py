@@ -25,6 +25,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEv
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.db import accounts
+from syncd.db.outage import DatabaseOutage
 from syncd.jobs.bridge import Bridge
 from syncd.jobs.context import JobContext
 from syncd.jobs.leasing import LeaseBook
@@ -33,6 +34,8 @@ from syncd.jobs.shipments import accounts_with_shipments, run_shipments, warn_ne
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
+
+HEARTBEAT_INTERVAL = 5.0  # seconds between two beats of the scheduler's own heartbeat job
 
 
 class Dispatcher:
@@ -58,19 +61,24 @@ class Dispatcher:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         )
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.outage = DatabaseOutage(ctx.engine, settings.database_retry_max_delay)
+        self.heartbeat_at = time.monotonic()  # when the scheduler last ran its heartbeat job
 
     def start(self) -> None:
         """Start dispatching now and then every dispatch interval."""
         settings = self.ctx.settings
+        # The watchdog pings systemd only while this beat is fresh, so a scheduler that
+        # stopped running jobs gets the service restarted.
+        self.scheduler.add_job(self._beat, "interval", seconds=HEARTBEAT_INTERVAL, id="heartbeat")
         self.scheduler.add_job(
-            self.dispatch,
+            self._unless_paused(self.dispatch),
             "interval",
             seconds=settings.dispatch_interval,
             next_run_time=self.ctx.now(),
             id="dispatch",
         )
         self.scheduler.add_job(
-            self.dispatch_shipments,
+            self._unless_paused(self.dispatch_shipments),
             "interval",
             seconds=settings.shipments_interval,
             next_run_time=self.ctx.now(),
@@ -79,7 +87,7 @@ class Dispatcher:
         if settings.mapping_file is not None:
             # Its own thread of the scheduler: a slow ERP never delays orders or shipments.
             self.scheduler.add_job(
-                self.bridge.run,
+                self._unless_paused(self.bridge.run),
                 "interval",
                 seconds=settings.bridge_interval,
                 next_run_time=self.ctx.now(),
@@ -156,9 +164,15 @@ class Dispatcher:
     ) -> None:
         try:
             job(self.ctx, account)
-        except Exception:
-            # The job records its own failures; this is a bug, logged once with its traceback.
-            log.exception("worker_failed", account=account.name, job=job.__name__)
+        except Exception as exc:
+            if self.outage.report(exc):
+                # The database went away under the job: its transaction rolled back, and the
+                # next run after the outage does the work again.
+                log.warning("worker_stopped_by_database", account=account.name, job=job.__name__)
+            else:
+                # The job records its own failures; this is a bug, logged once with its
+                # traceback.
+                log.exception("worker_failed", account=account.name, job=job.__name__)
         finally:
             # Always free the slot, even when the lease could not be given back.
             self.leases.give_back(account)
@@ -173,6 +187,31 @@ class Dispatcher:
         self.ship_pool.shutdown(wait=True)
         self.bridge.close()
         log.info("dispatcher_stopped", owner=self.ctx.owner)
+
+    def _beat(self) -> None:
+        self.heartbeat_at = time.monotonic()
+
+    def heartbeat_age(self) -> float:
+        """Return the seconds since the scheduler last ran its heartbeat job."""
+        return time.monotonic() - self.heartbeat_at
+
+    def _unless_paused(self, job: Callable[[], object]) -> Callable[[], None]:
+        """Wrap a scheduler job: skipped while the database is away, which its failure reports.
+
+        Without this, every dispatch during an outage would fail and log a traceback.
+        """
+
+        def run_unless_paused() -> None:
+            if self.outage.is_paused():
+                return
+            try:
+                job()
+            except Exception as exc:
+                if not self.outage.report(exc):
+                    raise
+
+        run_unless_paused.__name__ = getattr(job, "__name__", "job")
+        return run_unless_paused
 
     @staticmethod
     def _on_job_event(event: JobExecutionEvent) -> None:

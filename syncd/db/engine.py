@@ -24,6 +24,9 @@ from syncd import errors
 from syncd.i18n import gettext as _
 
 SQLITE_BUSY_TIMEOUT = 30  # seconds
+CONNECT_TIMEOUT = 10  # seconds to open a connection to PostgreSQL or MariaDB/MySQL
+KEEPALIVE_IDLE = 30  # seconds of silence before PostgreSQL's TCP keepalive probes start
+KEEPALIVE_INTERVAL = 10  # seconds between two keepalive probes
 
 
 # The drivers syncd installs, used when a URL names no driver ("postgresql://...").
@@ -165,14 +168,27 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with syncd's per-connection settings."""
     parsed = with_default_driver(url)
     backend = parsed.get_backend_name()
+    # A pooled connection that died while idle (a server restart, a network cut) is
+    # replaced at checkout instead of failing the job that drew it.
     options: dict[str, Any] = {"pool_pre_ping": True}
     if backend in {"mysql", "mariadb"}:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options["pool_recycle"] = 3600
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     elif backend == "postgresql":
-        # A database in SQL_ASCII would otherwise hand back bytes, on which SQLAlchemy's
-        # first connect fails with a TypeError instead of a database error.
-        options["connect_args"] = {"client_encoding": "utf8"}
+        options["connect_args"] = {
+            # A database in SQL_ASCII would otherwise hand back bytes, on which SQLAlchemy's
+            # first connect fails with a TypeError instead of a database error.
+            "client_encoding": "utf8",
+            # libpq waits without limit by default; an outage must surface within seconds.
+            "connect_timeout": CONNECT_TIMEOUT,
+            # TCP keepalives find a server that vanished without closing the connection
+            # (a dropped route) in about KEEPALIVE_IDLE + 3 * KEEPALIVE_INTERVAL seconds.
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE,
+            "keepalives_interval": KEEPALIVE_INTERVAL,
+            "keepalives_count": 3,
+        }
     elif backend == "sqlite":
         options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     options.update(kwargs)
