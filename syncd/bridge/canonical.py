@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -42,29 +41,6 @@ _ADDRESS_KEYS = {
     "country_code": "countryCode",
     "phone": "phone",
 }
-
-
-def retention_start(
-    status: str | None, deliver_by: datetime | None, updated: datetime
-) -> datetime | None:
-    """Return when an order's PII retention period starts, or None while it is open.
-
-    Amazon's Data Protection Policy keeps buyer PII at most 30 days after delivery. syncd
-    does not learn the delivery itself, so a shipped order counts from its latest delivery
-    date, or from its last update when Amazon gave none. A cancelled or unfulfillable order
-    counts from its last update, when Amazon set that status.
-    """
-    if status in ("CANCELLED", "UNFULFILLABLE"):
-        return updated
-    if status == "SHIPPED":
-        return deliver_by or updated
-    return None
-
-
-def is_pii_expired(order: Any, now: datetime, days: int) -> bool:
-    """Return whether the order's retention period (``days`` after its start) has passed."""
-    start = retention_start(order.status, order.deliver_by_latest, order.last_updated_time)
-    return start is not None and start + timedelta(days=days) <= now
 
 
 def load_items(connection: Connection, order_pks: Sequence[int]) -> dict[int, list[Any]]:

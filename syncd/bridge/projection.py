@@ -32,7 +32,7 @@ from syncd.bridge.fields import CanonicalOrder
 from syncd.bridge.mapping import ColumnSpec, LoadedMapping
 from syncd.bridge.values import RowBuilder, SkuMap, ValueFitError, empty_value
 from syncd.crypto import Vault
-from syncd.db import accounts, bridge_state, quarantine
+from syncd.db import accounts, bridge_state, quarantine, retention
 from syncd.db.engine import database_error_reason
 from syncd.i18n import gettext as _
 from syncd.logs import get_logger
@@ -250,7 +250,7 @@ class Projector:
         skus: SkuMap | None,
         now: datetime,
     ) -> bridge_state.Outcome:
-        expired = canonical.is_pii_expired(row, now, self.retention_days)
+        expired = retention.is_pii_expired(row, now, self.retention_days)
         vault = self.vault if self.uses_pii and not expired else None
         order = canonical.build_order(row, items, account, vault=vault)
         builder = RowBuilder(

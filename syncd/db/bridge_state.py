@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
+from syncd.db import retention
 from syncd.db.models import (
     BridgePosition,
     ErpOrder,
@@ -262,20 +263,11 @@ def orders_with_pii(
 ) -> list[Any]:
     """Return projected orders whose ERP rows contain PII past its retention, oldest first.
 
-    ``cutoff`` is now minus the retention period. A shipped order's period starts at its
-    latest delivery date (its last update when Amazon gave none), and a cancelled or
-    unfulfillable order's at its last update. This is the rule of
-    :func:`syncd.bridge.canonical.retention_start`, applied in SQL so that orders still inside
+    ``cutoff`` is now minus the retention period. The rule is
+    :func:`syncd.db.retention.expired_clause`, applied in SQL so that orders still inside
     their period never hold back expired ones.
     """
-    shipped_start = func.coalesce(_ORDERS.c.deliver_by_latest, _ORDERS.c.last_updated_time)
-    expired = or_(
-        and_(
-            _ORDERS.c.status.in_(("CANCELLED", "UNFULFILLABLE")),
-            _ORDERS.c.last_updated_time <= cutoff,
-        ),
-        and_(_ORDERS.c.status == "SHIPPED", shipped_start <= cutoff),
-    )
+    expired = retention.expired_clause(_ORDERS, cutoff)
     query = (
         select(
             _ERP_ORDERS.c.order_pk,
