@@ -22,6 +22,7 @@ from sqlalchemy import String, Table
 from syncd import errors
 from syncd.amazon.models.orders import Order, OrderItem, ProceedsBreakdown
 from syncd.crypto import Vault
+from syncd.db import retention
 from syncd.db.models import ID_LENGTH, table_of
 from syncd.db.models import Order as OrderModel
 from syncd.db.models import OrderItem as OrderItemModel
@@ -119,11 +120,23 @@ class OrderRows:
         return str(self.order["order_id"])
 
 
+def without_pii(rows: OrderRows) -> OrderRows:
+    """Return ``rows`` with every PII column empty, for an order whose PII was purged.
+
+    Amazon keeps returning the PII of an order after syncd's retention period ends, so a
+    later fetch of a purged order must not store it again.
+    """
+    order = {**rows.order, **dict.fromkeys(retention.ORDER_PII_COLUMNS)}
+    items = [{**item, "gift_message_pii": None} for item in rows.items]
+    return OrderRows(order, items, PiiParts())
+
+
 def build_rows(order: Order, raw: dict[str, Any], vault: Vault) -> OrderRows:
     """Map one parsed order and its raw JSON to rows; PII is encrypted with ``vault``.
 
     Raises:
-        errors.SettingsError: the order carries PII but no encryption key is set.
+        errors.SettingsError: the order carries PII but no encryption key is set; it names
+            ``SYNCD_ENCRYPTION_KEY``, so no PII is ever stored in plain text.
     """
     clean, pii = strip_pii(raw)
     content_hash = hashlib.sha256(_dumps(raw).encode("utf-8")).hexdigest()

@@ -8,6 +8,9 @@ Amazon sends each order whole, so a newer version replaces the row. Two exceptio
 data that a later response does not repeat. A missing part of the PII (buyer, recipient,
 tax registrations, an item's gift message) means "not returned" and keeps the stored value.
 An order whose ``lastUpdatedTime`` is older than the stored one is skipped.
+
+An order whose PII the retention purge cleared (``pii_purged_at`` set) gets no PII again
+from a later version, because Amazon keeps returning it after syncd's retention ends.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from syncd.db.models import Order, OrderItem, table_of
-from syncd.db.order_rows import OrderRows
+from syncd.db.order_rows import OrderRows, without_pii
+from syncd.db.retention import ORDER_PII_COLUMNS
 
 _ORDERS = table_of(Order)
 _ITEMS = table_of(OrderItem)
@@ -68,6 +72,8 @@ def store_orders(
             result.older_skipped += 1
         elif rows.content_hash == found["content_hash"]:
             result.unchanged += 1
+        elif found["pii_purged_at"] is not None:
+            updates.append((found["id"], without_pii(rows)))
         else:
             updates.append((found["id"], rows))
 
@@ -91,7 +97,11 @@ def _existing(
     if not order_ids:
         return {}
     query = select(
-        _ORDERS.c.id, _ORDERS.c.order_id, _ORDERS.c.last_updated_time, _ORDERS.c.content_hash
+        _ORDERS.c.id,
+        _ORDERS.c.order_id,
+        _ORDERS.c.last_updated_time,
+        _ORDERS.c.content_hash,
+        _ORDERS.c.pii_purged_at,
     ).where(_ORDERS.c.account_id == account_id, _ORDERS.c.order_id.in_(order_ids))
     if lock:
         query = query.with_for_update()
@@ -117,7 +127,7 @@ def _insert_orders(
 
 
 # PII columns of an order and the part of the PII that fills each.
-_PII_COLUMNS = ("buyer_pii", "recipient_pii", "tax_registrations_pii")
+_PII_COLUMNS = ORDER_PII_COLUMNS
 _PII_PARTS = {
     "buyer_pii": "buyer",
     "recipient_pii": "recipient",
@@ -135,6 +145,7 @@ _UPDATED_COLUMNS = tuple(
         "order_id",
         *_PII_COLUMNS,
         "pii_updated_at",
+        "pii_purged_at",  # set only by the purge, never by a new version
         "first_seen_at",
         "synced_at",
     }
@@ -174,6 +185,15 @@ def _update_orders(
                 .values({column: bindparam("value"), "pii_updated_at": bindparam("at")}),
                 [{"pk": pk, "value": rows.order[column], "at": now} for pk, rows in carrying],
             )
+    # The purge finds orders with PII by pii_updated_at, so gift messages alone set it too.
+    with_messages = [{"pk": pk, "at": now} for pk, rows in updates if rows.pii.gift_messages]
+    if with_messages:
+        connection.execute(
+            update(_ORDERS)
+            .where(_ORDERS.c.id == bindparam("pk"))
+            .values(pii_updated_at=bindparam("at")),
+            with_messages,
+        )
 
 
 def _replace_items(
