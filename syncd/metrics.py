@@ -7,7 +7,7 @@ lookup and a locked addition, so they count whether or not the endpoint is on.
 
 The database figures come from :mod:`syncd.status`, the functions behind ``syncd status``,
 so the endpoint and the status screen read each figure with the same query. A scrape reads
-them in one short transaction that is rolled back. When the database does not answer, the
+them in one short transaction that is rolled back. When the database does not respond, the
 scrape still succeeds and reports ``syncd_database_up 0``.
 
 The endpoint is off unless ``SYNCD_METRICS_PORT`` is set and listens on 127.0.0.1 unless
@@ -67,7 +67,7 @@ API_CALLS = Counter(
 )
 API_THROTTLED = Counter(
     "syncd_api_throttled",
-    "SP-API attempts that Amazon answered with 429.",
+    "SP-API attempts that Amazon rejected with 429 (throttled).",
     ["operation"],
     registry=REGISTRY,
 )
@@ -81,8 +81,8 @@ TOKEN_REFRESH_FAILURES = Counter(
 
 TRANSPORT_FAILURE = "error"  # the status label of an attempt that got no HTTP response
 LWA_UNAVAILABLE = "unavailable"
-# The error codes of OAuth 2.0 (RFC 6749, 5.2) and their LWA additions; any other code a
-# token service sends is counted as "other", so a vendor's service cannot grow the labels.
+# The error codes of OAuth 2.0 (RFC 6749, section 5.2). A token service may send any other
+# code, which is counted as "other" so that a vendor's service cannot grow the labels.
 _LWA_ERROR_CODES = frozenset(
     {
         "invalid_request",
@@ -124,7 +124,7 @@ def count_token_refresh_failure(account: str, lwa_error: str | None) -> None:
 
 
 class DatabaseCollector(Collector):
-    """Reads the figures of ``syncd status`` from the database on every scrape.
+    """Collector of the ``syncd status`` figures, read from the database on every scrape.
 
     Scrapes take turns, so several scrapers at once still use one connection at a time.
     """
@@ -158,13 +158,14 @@ class DatabaseCollector(Collector):
 
     def _read(self) -> tuple[list[AccountStatus], ShipmentFigures]:
         # syncd.status imports the database modules, which import the SP-API client, which
-        # imports this module: importing it at the top would close that circle.
+        # imports this module. Importing syncd.status at the top would close that circle.
         from syncd.status import gather_shipments, gather_status  # noqa: PLC0415
 
         now = self._now()
-        # Leaving the block without a commit rolls the transaction back: a scrape writes nothing.
-        # NOTE: on SQLite syncd begins every transaction IMMEDIATE, so a scrape holds the write
-        # lock while it reads, as `syncd status` does; writers wait up to the busy timeout.
+        # Leaving the block without a commit rolls the transaction back, so a scrape writes
+        # nothing. NOTE: on SQLite syncd begins every transaction IMMEDIATE, so a scrape holds
+        # the write lock while it reads, as `syncd status` does. Writers wait up to the busy
+        # timeout.
         with self._engine.connect() as connection:
             statuses = gather_status(connection, now)
             shipments = gather_shipments(connection, now, self._warning)

@@ -103,6 +103,8 @@ def _set_up_every_figure(world: JobWorld) -> tuple[accounts.AccountRecord, ...]:
     jp = world.add_account("acme-jp", "fe", JP)
     for account in (us, eu):
         assert run_orders(ctx, account).result == runs.SUCCEEDED
+
+    # One account needs authorization again; the other's watermark is three hours old.
     now = ctx.now()
     with ctx.engine.begin() as connection:
         accounts.set_status(connection, jp.id, accounts.REAUTH_REQUIRED, "invalid_grant", now)
@@ -111,6 +113,8 @@ def _set_up_every_figure(world: JobWorld) -> tuple[accounts.AccountRecord, ...]:
             .where(CHECKPOINTS.c.account_id == eu.id)
             .values(watermark=now - timedelta(hours=3))
         )
+
+        # Two open entries of the orders stream and one of another stream.
         for order_id in ("111-0000000-0000001", "111-0000000-0000002"):
             quarantine.quarantine_record(
                 connection,
@@ -130,6 +134,8 @@ def _set_up_every_figure(world: JobWorld) -> tuple[accounts.AccountRecord, ...]:
             payload="{}",
             now=now,
         )
+
+    # Outbox rows: dead, conflict, waiting for five hours, near its deadline, delivered.
     _enqueue(ctx, us, "111-0000001-000001", state=outbox.DEAD)
     _enqueue(ctx, us, "111-0000001-000002", state=outbox.CONFLICT)
     _enqueue(ctx, us, "111-0000001-000003", state=outbox.PENDING, age=timedelta(hours=5))

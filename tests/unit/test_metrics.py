@@ -136,9 +136,9 @@ def _provider(answers: list[httpx.Response], account: str) -> TokenProvider:
         pytest.param("vendor_specific_code", "other", id="unknown-code"),
     ],
 )
-def test_refused_refresh_counts_its_code(error: str, label: str) -> None:
-    provider = _provider([httpx.Response(400, json={"error": error})], "acme-refused")
-    failures = _Delta("syncd_token_refresh_failures_total", account="acme-refused", error=label)
+def test_rejected_refresh_counts_its_code(error: str, label: str) -> None:
+    provider = _provider([httpx.Response(400, json={"error": error})], "acme-rejected")
+    failures = _Delta("syncd_token_refresh_failures_total", account="acme-rejected", error=label)
 
     with pytest.raises(errors.AuthError):
         provider.get()
@@ -211,10 +211,10 @@ def test_unreadable_database_reports_down(broken_collector: metrics.DatabaseColl
 
 
 def test_metrics_off_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*_args: object, **_kwargs: object) -> None:
+    def fail_if_called(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("start_http_server was called with metrics off")
 
-    monkeypatch.setattr(metrics, "start_http_server", refuse)
+    monkeypatch.setattr(metrics, "start_http_server", fail_if_called)
     settings = config.Settings()
     context = _Context(settings)
 
