@@ -245,6 +245,7 @@ def print_status_tables(
 ) -> None:
     """Print every table of ``syncd status``."""
     from syncd.cli_bridge import print_bridge_status  # noqa: PLC0415 - it imports this module
+    from syncd.cli_pii import print_pii_status  # noqa: PLC0415
     from syncd.cli_shipments import print_outbox_status  # noqa: PLC0415
 
     console = create_console()
@@ -299,6 +300,7 @@ def print_status_tables(
     console.print(marketplaces_table)
     print_outbox_status(shipments, {status.account.id: status.account.name for status in statuses})
     print_bridge_status(connection, settings, now)
+    print_pii_status(connection, settings, now)
     for status in statuses:
         last = status.last_run
         if status.account.status_reason:
