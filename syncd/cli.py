@@ -15,6 +15,7 @@ from syncd.cli_accounts import account_group, key_group
 from syncd.cli_bridge import bridge_group
 from syncd.cli_doctor import doctor_command
 from syncd.cli_orders import once_group, quarantine_group, run_daemon, show_status
+from syncd.cli_pii import once_pii_purge  # noqa: F401 - joins 'syncd once' on import
 from syncd.cli_shipments import outbox_group, ship
 from syncd.cli_support import create_console, load_settings
 from syncd.i18n import gettext as _

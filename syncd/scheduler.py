@@ -30,6 +30,7 @@ from syncd.jobs.bridge import Bridge
 from syncd.jobs.context import JobContext
 from syncd.jobs.leasing import LeaseBook
 from syncd.jobs.orders import run_orders
+from syncd.jobs.pii_purge import run_pii_purge
 from syncd.jobs.shipments import accounts_with_shipments, run_shipments, warn_near_deadlines
 from syncd.logs import get_logger
 
@@ -93,6 +94,14 @@ class Dispatcher:
                 next_run_time=self.ctx.now(),
                 id="bridge",
             )
+        self.scheduler.add_job(
+            run_pii_purge,
+            "interval",
+            args=[self.ctx],
+            seconds=settings.pii_purge_interval,
+            next_run_time=self.ctx.now(),
+            id="pii_purge",
+        )
         self.scheduler.start()
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
 
