@@ -97,24 +97,18 @@ def _holds_pii() -> ColumnElement[bool]:
     return and_(_ORDERS.c.pii_updated_at.is_not(None), _ORDERS.c.pii_purged_at.is_(None))
 
 
-def expired_order_pks(
-    connection: Connection, cutoff: datetime, limit: int, after: int | None = None
-) -> list[int]:
-    """Return the primary keys of orders that hold PII past its retention, in key order.
+def expired_order_pks(connection: Connection, cutoff: datetime, limit: int) -> list[int]:
+    """Return the primary keys of up to ``limit`` orders that hold PII past its retention.
+
+    No order is asked for: purged orders leave the selection, so the next call returns the
+    next ones. An ORDER BY id would make PostgreSQL walk the primary key past every purged
+    order instead of using an index on the PII columns.
 
     Args:
         cutoff: now minus the retention period.
         limit: the page size.
-        after: the last key of the previous page.
     """
-    query = (
-        select(_ORDERS.c.id)
-        .where(_holds_pii(), expired_clause(_ORDERS, cutoff))
-        .order_by(_ORDERS.c.id)
-        .limit(limit)
-    )
-    if after is not None:
-        query = query.where(_ORDERS.c.id > after)
+    query = select(_ORDERS.c.id).where(_holds_pii(), expired_clause(_ORDERS, cutoff)).limit(limit)
     return [int(pk) for pk in connection.execute(query).scalars()]
 
 

@@ -54,17 +54,17 @@ def run_pii_purge(ctx: JobContext) -> PurgeSummary:
     started = time.monotonic()
     now = ctx.now()
     cutoff = now - timedelta(days=ctx.settings.pii_retention_days)
-    after: int | None = None
     try:
         while not ctx.stop.is_set():
             with ctx.engine.begin() as connection:
-                pks = retention.expired_order_pks(connection, cutoff, PAGE_SIZE, after)
+                pks = retention.expired_order_pks(connection, cutoff, PAGE_SIZE)
                 orders, messages = retention.clear_pii(connection, pks, cutoff, now)
             summary.orders += orders
             summary.gift_messages += messages
-            if len(pks) < PAGE_SIZE:
+            # A full page that cleared nothing was purged by another process meanwhile, and
+            # stopping there keeps two processes from chasing each other.
+            if len(pks) < PAGE_SIZE or orders == 0:
                 break
-            after = pks[-1]
     except SQLAlchemyError as exc:
         summary.error = database_error_reason(exc)
         log.error("pii_purge_failed", job=JOB, orders=summary.orders, error=summary.error)
