@@ -1,6 +1,6 @@
 """The alert tables of the installation guides list exactly the events the code logs.
 
-``tools/log_events.py`` reads the event names, levels and keys from the source; these tests
+``tools/log_events.py`` reads the event names, levels and keys from the source. These tests
 hold the guides to it, so a new warning in the code fails here until it is documented.
 """
 
