@@ -11,7 +11,8 @@ each problem in ``"problems"``.
 ``GET /_sandbox/``         region, sandbox time, clock offset, settings and these routes
 ``GET /_sandbox/settings`` the configuration in force
 ``POST .../settings``      change runtime settings: ``speed``, ``quotas``, ``token_lifetime``,
-                           ``pii_roles``, ``check_client``, ``expired_token_field``
+                           ``pii_roles``, ``check_client``, ``client_secret``,
+                           ``retiring_client_secrets``, ``expired_token_field``
 ``GET /_sandbox/faults``   fault rules in force with ``id``, ``matched``, ``fired``
 ``POST .../faults``        add one rule (the rule object) or several (``{"rules": [...]}``);
                            returns ``{"ids": [...]}``

@@ -13,7 +13,8 @@ Errors use LWA's shape ``{"error", "error_description"}``:
 
 - ``invalid_request`` (400): a missing parameter or an unreadable body;
 - ``unsupported_grant_type`` (400);
-- ``invalid_client`` (401): the client id or secret differs from the configured one;
+- ``invalid_client`` (401): the client id differs from the configured one, or the secret
+  is neither the configured one nor one of the ``retiring_client_secrets``;
 - ``invalid_grant`` (400): a revoked refresh token;
 - ``invalid_scope`` (400): an unknown scope.
  The body may be form-encoded (as Amazon documents) or a JSON object (as
@@ -137,7 +138,8 @@ def _check_client(state: SandboxState, fields: dict[str, str]) -> Reply | None:
     config = state.config
     if not config.check_client:
         return None
-    if fields["client_id"] != config.client_id or fields["client_secret"] != config.client_secret:
+    accepted = (config.client_secret, *config.retiring_client_secrets)
+    if fields["client_id"] != config.client_id or fields["client_secret"] not in accepted:
         return lwa_error(401, "invalid_client", "Client authentication failed")
     return None
 

@@ -9,7 +9,9 @@ servers run. Operation handlers use the component attributes (``orderbook``, ``t
 Defaults of :class:`SandboxConfig` worth knowing: the LWA client id is
 ``amzn1.application-oa2-client.syncdsandbox`` and the secret ``syncd-sandbox-secret``.
 They are checked unless ``check_client`` is False. Any refresh token is accepted until it
-is revoked.
+is revoked. To play Amazon's rotation of the client secret, set ``client_secret`` to the new
+secret and list the old one in ``retiring_client_secrets`` while both work, then empty that
+list to retire it: LWA then returns ``invalid_client`` for the old secret.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ PiiRoles = Literal["granted", "omitted", "forbidden"]
 
 # Settings that may change while the sandbox runs; the others need a reset.
 RUNTIME_SETTINGS = frozenset(
-    {"speed", "quotas", "token_lifetime", "pii_roles", "check_client", "expired_token_field"}
+    {
+        "speed",
+        "quotas",
+        "token_lifetime",
+        "pii_roles",
+        "check_client",
+        "client_secret",
+        "retiring_client_secrets",
+        "expired_token_field",
+    }
 )
 
 
@@ -56,6 +67,8 @@ class SandboxConfig(BaseModel):
     pii_roles: PiiRoles = "granted"
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
+    # Older secrets LWA still accepts after a rotation, until they are retired.
+    retiring_client_secrets: tuple[str, ...] = ()
     check_client: bool = True
     expired_token_field: Literal["details", "message"] = "details"
     clock_offset: float = 0.0  # seconds the sandbox clock runs ahead of the host clock
