@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 from pydantic import SecretStr
 from rich.table import Table
+from sqlalchemy import Connection
 
 from syncd import cli_base, crypto, errors
 from syncd.amazon import marketplaces
 from syncd.amazon.clock import utc_now
 from syncd.amazon.orders import INCLUDED_DATA, PII_DATASETS
 from syncd.cli_support import create_console, load_settings, marketplace_label, open_database
+from syncd.config import Settings
 from syncd.crypto import Vault
-from syncd.db import accounts
+from syncd.db import accounts, lwa_secrets
 from syncd.i18n import gettext as _
 
 # The datasets an account requests by default: status and shipping, money, promotions,
@@ -260,6 +263,69 @@ def add_account(  # noqa: PLR0917 - click passes every option as an argument
                 "{days} days again (SYNCD_ORDERS_BACKFILL_DAYS); stored orders are kept."
             ).format(days=settings.orders_backfill_days)
         )
+
+
+@account_group.command(
+    "set-token",
+    help=_(
+        "Store a new refresh token for an account after the seller authorized the app again, "
+        "and make the account active. A running daemon uses the token at the account's next "
+        "run, without a restart. The token is read from a file or standard input."
+    ),
+)
+@click.argument("name", metavar=_("NAME"))
+@click.option(
+    "--refresh-token-file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    required=True,
+    metavar=_("FILE"),
+    help=_("File holding the LWA refresh token; - reads standard input."),
+)
+@click.pass_context
+def set_token(ctx: click.Context, name: str, refresh_token_file: str) -> None:
+    settings = load_settings(ctx)
+    vault = Vault(settings.encryption_key)
+    with open_database(settings) as engine:
+        with engine.begin() as connection:
+            before = accounts.get_account(connection, name)
+        token = _read_token(refresh_token_file, before.name)
+        with engine.begin() as connection:
+            record = accounts.replace_refresh_token(
+                connection, vault, name=name, token=token, now=utc_now()
+            )
+    click.echo(
+        _(
+            "Account {name}: new refresh token stored; the account is active and runs at the "
+            "daemon's next dispatch, without a restart."
+        ).format(name=record.name)
+    )
+    if before.status != accounts.ACTIVE:
+        click.echo(
+            _("Its state was: {state}.").format(state=account_state_label(before.status)),
+            err=True,
+        )
+
+
+def reauthorize_hint(record: accounts.AccountRecord) -> str | None:
+    """Return the fix ``syncd status`` prints for an account that needs re-authorization."""
+    if record.status != accounts.REAUTH_REQUIRED:
+        return None
+    return _(
+        "{account}: needs re-authorization. Have the seller authorize the app again in Seller "
+        "Central, then run: {command}"
+    ).format(account=record.name, command=accounts.reauthorize_command(record.name))
+
+
+def print_lwa_secret_status(connection: Connection, settings: Settings, now: datetime) -> None:
+    """Print the line of ``syncd status`` about the LWA client secret's age, if it is known."""
+    age = lwa_secrets.read_secret_age(connection, settings, now.date())
+    if age is None or age.state is lwa_secrets.SecretState.UNKNOWN:
+        return
+    detail, fix = lwa_secrets.describe_secret_age(age)
+    line = _("LWA client secret: {detail}.").format(detail=detail)
+    if age.needs_attention and fix:
+        line = f"{line} {fix}"
+    click.echo(line)
 
 
 @account_group.command("list", help=_("List the accounts; tokens are never shown."))

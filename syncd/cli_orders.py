@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd import cli_base, config, daemon, errors
 from syncd.amazon.clock import utc_now
 from syncd.bridge.projection import STREAM as ERP_STREAM
-from syncd.cli_accounts import account_state_label
+from syncd.cli_accounts import account_state_label, print_lwa_secret_status, reauthorize_hint
 from syncd.cli_support import (
     create_console,
     format_duration,
@@ -301,10 +301,14 @@ def print_status_tables(
     print_outbox_status(shipments, {status.account.id: status.account.name for status in statuses})
     print_bridge_status(connection, settings, now)
     print_pii_status(connection, settings, now)
+    print_lwa_secret_status(connection, settings, now)
     for status in statuses:
         last = status.last_run
         if status.account.status_reason:
             click.echo(f"{status.account.name}: {status.account.status_reason}")
+            hint = reauthorize_hint(status.account)
+            if hint is not None:
+                click.echo(hint)
         elif last is not None and last.result == runs.FAILED and last.error:
             # The table shows only "failed", and the operator needs the reason next.
             click.echo(

@@ -32,7 +32,7 @@ from syncd.amazon.client import AMAZON_LWA_HOST, SellerAccount, SpApiClient, bui
 from syncd.amazon.clock import utc_now
 from syncd.amazon.marketplaces import Region
 from syncd.amazon.retry import RetryPolicy
-from syncd.db import accounts
+from syncd.db import accounts, lwa_secrets
 from syncd.db.engine import create_db_engine, database_error_reason
 from syncd.i18n import gettext as _
 
@@ -130,6 +130,7 @@ def _check_amazon(
         account_results, sellers = check_accounts(settings, engine, account)
         results += account_results
         results += check_credentials(settings, engine, http, sellers)
+        results += check_lwa_secret(settings, engine)
     finally:
         engine.dispose()
     regions = sorted({seller.region for seller in sellers})
@@ -284,8 +285,8 @@ def _account_state(record: accounts.AccountRecord) -> tuple[Status, str, str]:
     if record.status == accounts.REAUTH_REQUIRED:
         fix = _(
             "Have the seller authorize the application again in Seller Central, then store "
-            "the new refresh token with 'syncd account add {name} --replace'."
-        ).format(name=record.name)
+            "the new refresh token with '{command}'."
+        ).format(command=accounts.reauthorize_command(record.name))
         return Status.FAIL, _("needs re-authorization"), fix
     if record.status == accounts.ACCESS_DENIED:
         fix = _(
@@ -360,6 +361,34 @@ def check_credentials(
     return results
 
 
+def check_lwa_secret(settings: config.Settings, engine: Engine) -> list[CheckResult]:
+    """Judge the LWA client secret's age against Amazon's 180-day expiry, and any refusal."""
+    name = _("LWA client secret")
+    try:
+        with engine.begin() as connection:
+            age = lwa_secrets.read_secret_age(connection, settings, utc_now().date())
+    except SQLAlchemyError as exc:
+        detail = _("cannot read the secret's age ({error})").format(
+            error=database_error_reason(exc)
+        )
+        return [CheckResult(name, Status.FAIL, detail)]
+    if age is None:
+        return []  # the settings check reports the missing secret
+    detail, fix = lwa_secrets.describe_secret_age(age)
+    return [CheckResult(name, _SECRET_VERDICTS[age.state], detail, fix)]
+
+
+_SECRET_VERDICTS = {
+    lwa_secrets.SecretState.OK: Status.PASS,
+    lwa_secrets.SecretState.UNKNOWN: Status.PASS,
+    lwa_secrets.SecretState.NOT_TRACKED: Status.PASS,
+    lwa_secrets.SecretState.EXPIRING: Status.WARN,
+    lwa_secrets.SecretState.SWITCHED: Status.WARN,
+    lwa_secrets.SecretState.EXPIRED: Status.FAIL,
+    lwa_secrets.SecretState.REFUSED: Status.FAIL,
+}
+
+
 def _lwa_name(seller: SellerAccount) -> str:
     return _("LWA token {name}").format(name=seller.name)
 
@@ -378,8 +407,8 @@ def _exchange_token(client: SpApiClient, seller: SellerAccount) -> CheckResult:
         detail = _("LWA rejected the refresh token (invalid_grant)")
         fix = _(
             "Have the seller authorize the application again in Seller Central, then store "
-            "the new refresh token with 'syncd account add {name} --replace'."
-        ).format(name=seller.name)
+            "the new refresh token with '{command}'."
+        ).format(command=accounts.reauthorize_command(seller.name))
         return CheckResult(name, Status.FAIL, detail, fix)
     except errors.InvalidClientError:
         raise

@@ -29,7 +29,13 @@ from pydantic import SecretStr
 
 from syncd import __version__, errors, metrics
 from syncd.amazon import marketplaces, outcomes
-from syncd.amazon.auth import OPERATION_EXTENSION, LwaAuth, LwaClient, TokenProvider
+from syncd.amazon.auth import (
+    OPERATION_EXTENSION,
+    ClientCredentials,
+    LwaAuth,
+    LwaClient,
+    TokenProvider,
+)
 from syncd.amazon.clock import AmazonClock, monotonic
 from syncd.amazon.marketplaces import Region
 from syncd.amazon.operations import Operation
@@ -89,6 +95,18 @@ class CallRecord:
         return self.status_code == 429
 
 
+def lwa_client(settings: Settings) -> LwaClient:
+    """Return the application's LWA client from the settings.
+
+    Raises:
+        errors.SettingsError: the LWA client id or secret is not set.
+    """
+    client_id, secret = settings.require_lwa_credentials()
+    return LwaClient(
+        client_id, secret, str(settings.lwa_token_url), settings.lwa_client_secret_next
+    )
+
+
 def build_http_client(settings: Settings) -> httpx.Client:
     """Create the process's HTTP client: explicit timeouts and the proxy for every host.
 
@@ -131,6 +149,8 @@ class SpApiClient:
             without sending anything (used on SIGTERM).
         on_refresh_token_rotated: called with the account name, region and new refresh token
             when LWA rotates a refresh token, so the caller can store it.
+        credentials: the application's LWA client shared by every provider; built from the
+            settings when omitted.
 
     One process should use one client, because the client keeps the quota buckets.
     """
@@ -147,8 +167,10 @@ class SpApiClient:
         monotonic_clock: Callable[[], float] = monotonic,
         stop: threading.Event | None = None,
         on_refresh_token_rotated: Callable[[str, Region, SecretStr], None] | None = None,
+        credentials: ClientCredentials | None = None,
     ) -> None:
         self.settings = settings
+        self._credentials = credentials
         self.http = http if http is not None else build_http_client(settings)
         self._owns_http = http is None
         self.clock = clock or AmazonClock()
@@ -160,6 +182,7 @@ class SpApiClient:
         self._on_rotated = on_refresh_token_rotated
         self._providers: dict[tuple[str, str], TokenProvider] = {}
         self._providers_lock = threading.Lock()
+        self._credentials_lock = threading.Lock()
         self._listeners: list[Callable[[CallRecord], None]] = []
 
     # -- setup ----------------------------------------------------------------------------------
@@ -195,9 +218,58 @@ class SpApiClient:
         )
         return hosts[region]
 
-    def _lwa_client(self) -> LwaClient:
-        client_id, secret = self.settings.require_lwa_credentials()
-        return LwaClient(client_id, secret, str(self.settings.lwa_token_url))
+    @property
+    def credentials(self) -> ClientCredentials:
+        """The application's LWA client, which every token provider of this client shares.
+
+        Raises:
+            errors.SettingsError: the LWA client id or secret is not set.
+        """
+        with self._credentials_lock:
+            if self._credentials is None:
+                self._credentials = ClientCredentials(
+                    lwa_client(self.settings),
+                    failure_recheck=self.settings.auth_failure_recheck,
+                    monotonic_clock=self._monotonic,
+                )
+            return self._credentials
+
+    def reload(self, settings: Settings) -> None:
+        """Use new settings for the next calls; calls in flight finish with the old ones.
+
+        The LWA client (id, secrets, token URL) changes for every provider at its next token
+        request. Providers are built anew only when their own settings changed, because a
+        new provider has no access token yet and asks LWA for one. The HTTP client, its
+        timeouts and proxy, and the retry policy stay as they were built.
+        """
+        old, self.settings = self.settings, settings
+        with self._credentials_lock:
+            credentials = self._credentials
+        with self._providers_lock:
+            if self._provider_settings(old) != self._provider_settings(settings):
+                self._providers.clear()
+        if credentials is not None and settings.lwa_client_id and settings.lwa_client_secret:
+            credentials.replace(lwa_client(settings))
+
+    @staticmethod
+    def _provider_settings(settings: Settings) -> tuple[object, ...]:
+        return (
+            settings.token_refresh_margin,
+            settings.auth_failure_recheck,
+            httpx.URL(str(settings.lwa_token_url)).host == AMAZON_LWA_HOST,
+        )
+
+    def forget_accounts(self, keep: set[tuple[str, str]]) -> int:
+        """Drop the providers of accounts not in ``keep`` (name, region); return how many."""
+        with self._providers_lock:
+            gone = [
+                key
+                for key in self._providers
+                if key[0] != GRANTLESS_ACCOUNT and (key[0], key[1]) not in keep
+            ]
+            for key in gone:
+                del self._providers[key]
+        return len(gone)
 
     def _new_provider(
         self,
@@ -206,13 +278,13 @@ class SpApiClient:
         scope: str | None,
         on_rotated: Callable[[SecretStr], None] | None = None,
     ) -> TokenProvider:
-        lwa = self._lwa_client()
+        credentials = self.credentials
         # LWA's Date header is a first guess of Amazon's clock, but only Amazon's own LWA
         # host counts: a vendor's token service may run on any clock.
-        is_amazon_lwa = httpx.URL(lwa.token_url).host == AMAZON_LWA_HOST
+        is_amazon_lwa = httpx.URL(credentials.lwa.token_url).host == AMAZON_LWA_HOST
         return TokenProvider(
             self.http,
-            lwa,
+            credentials,
             account=account,
             refresh_token=refresh_token,
             scope=scope,
@@ -228,13 +300,18 @@ class SpApiClient:
     def token_provider(self, account: SellerAccount) -> TokenProvider:
         """Return the token provider of the account (its name and region).
 
-        The provider is replaced when the account comes with another refresh token than the
-        one it was built with (the seller authorized again), not when LWA rotated the token.
+        The provider is replaced when the account comes with a refresh token that is neither
+        the one it was built with nor the one LWA rotated it to: the seller authorized again
+        and ``syncd account set-token`` stored the new token. The new provider has forgotten
+        the old token's ``invalid_grant``.
         """
         key = (account.name, account.region)
         with self._providers_lock:
             provider = self._providers.get(key)
-            if provider is None or provider.initial_refresh_token != account.refresh_token:
+            if provider is None or account.refresh_token not in (
+                provider.initial_refresh_token,
+                provider.refresh_token,
+            ):
                 provider = self._new_provider(
                     account.name, account.refresh_token, None, self._rotation_callback(account)
                 )

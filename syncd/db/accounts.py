@@ -4,7 +4,7 @@ An account's status decides whether the daemon works on it:
 
 - ``active``: due runs happen;
 - ``reauth_required``: LWA rejected the refresh token (``invalid_grant``); nothing runs until
-  the seller authorizes again and ``syncd account add --replace`` stores the new token;
+  the seller authorizes again and ``syncd account set-token`` stores the new token;
 - ``access_denied``: Amazon returned 403 to the orders job (a missing role), so its runs are
   tried again hourly;
 - ``dataset_unavailable``: Amazon refused one includedData set, so the search is sent again
@@ -219,6 +219,40 @@ def store_refresh_token(
         .where(_TABLE.c.name == name, _TABLE.c.region == region)
         .values(refresh_token_encrypted=vault.encrypt(token.get_secret_value()), updated_at=now)
     )
+
+
+def replace_refresh_token(
+    connection: Connection, vault: Vault, *, name: str, token: SecretStr, now: datetime
+) -> AccountRecord:
+    """Store a new refresh token from the seller's new authorization and make the account due.
+
+    The account becomes ``active`` and its next run is due at once, so a running daemon
+    starts it at its next dispatch. The daemon's client sees that the stored token changed
+    and forgets the old token's ``invalid_grant``. Region, marketplaces, datasets and
+    checkpoints stay as they were.
+
+    Raises:
+        errors.AccountError: no account has this name.
+        errors.SettingsError: no encryption key is set.
+    """
+    account = get_account(connection, name)
+    connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id == account.id)
+        .values(
+            refresh_token_encrypted=vault.encrypt(token.get_secret_value()),
+            status=ACTIVE,
+            status_reason=None,
+            next_run_at=None,
+            updated_at=now,
+        )
+    )
+    return get_account(connection, name)
+
+
+def reauthorize_command(name: str) -> str:
+    """Return the command that stores a seller's new refresh token, for fix messages."""
+    return f"syncd account set-token {name} --refresh-token-file FILE"
 
 
 def set_status(

@@ -2,10 +2,10 @@
 
 One process at a time runs the bridge, under the lease named ``bridge``, because a natural
 key without a unique index in the ERP cannot stop two writers from inserting the same order.
-The mapping file is read again when it changes on disk, and each pass checks it against
-freshly reflected tables before it writes. A mapping with errors stops the bridge and leaves
-the rest of syncd running. Its problems are logged again only when the file or the problems
-change.
+The mapping file is read again when it changes on disk or the settings are reloaded, and
+each pass checks it against freshly reflected tables before it writes. A mapping with errors
+stops the bridge and leaves the rest of syncd running. Its problems are logged again only
+when the file or the problems change.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class Bridge:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
         self._lock = threading.Lock()
-        self._loaded: tuple[float, LoadedMapping] | None = None
+        # The file's modification time and the context's reload count it was read at.
+        self._loaded: tuple[tuple[float, int], LoadedMapping] | None = None
         self._reported: tuple[float, tuple[str, ...]] | None = None
         self._erp_engine: Engine | None = None
 
@@ -149,10 +150,12 @@ class Bridge:
             mtime = path.stat().st_mtime
         except OSError:
             mtime = -1.0
+        # A reload (SIGHUP) reads the file again even when its time did not change.
+        version = (mtime, self.ctx.reloads)
         try:
-            if self._loaded is None or self._loaded[0] != mtime:
+            if self._loaded is None or self._loaded[0] != version:
                 self._loaded = None
-                self._loaded = (mtime, load_mapping(path))
+                self._loaded = (version, load_mapping(path))
                 log.info("bridge_mapping_loaded", path=str(path))
             mapping = self._loaded[1]
             tables = prepare_tables(mapping, self.erp_engine)

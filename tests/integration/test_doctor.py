@@ -486,7 +486,7 @@ def test_revoked_token_fails_with_invalid_grant(
     assert code == 1
     assert "FAIL LWA token acme-us " in out
     assert "invalid_grant" in out
-    assert "'syncd account add acme-us --replace'" in out
+    assert "'syncd account set-token acme-us --refresh-token-file FILE'" in out
     assert REFRESH_TOKEN not in out
 
 
@@ -539,7 +539,7 @@ def test_account_needing_reauthorization_fails(
     assert result.status is Status.FAIL
     assert "needs re-authorization" in result.detail
     assert "LWA said invalid_grant" in result.detail
-    assert "--replace" in result.fix
+    assert "syncd account set-token" in result.fix
 
 
 def test_access_denied_account_warns(shop: SandboxServer, migrated_database_url: str) -> None:
