@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from types import FrameType
 
 import click
@@ -14,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd import cli_base, config, daemon, errors
+from syncd import cli_base, config, daemon, errors, systemd
 from syncd.amazon.clock import utc_now
 from syncd.bridge.projection import STREAM as ERP_STREAM
 from syncd.cli_accounts import account_state_label, print_lwa_secret_status, reauthorize_hint
@@ -175,23 +176,41 @@ def _echo_summary(name: str, summary: runs.RunSummary) -> None:
 def run_daemon(ctx: click.Context) -> None:
     stop = threading.Event()
     env_file = (ctx.find_root().obj or {}).get("env_file")
-    with daemon.handle_signals(stop) as signals, _context(ctx, stop) as job:
-        with job.engine.begin() as connection:
-            records = accounts.list_accounts(connection)
-        service = daemon.Daemon(job, signals, lambda: config.load_settings(env_file))
-        service.start()
-        click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
-        if not records:
-            click.echo(
-                _(
-                    "No accounts yet: syncd waits and starts each account that "
-                    "'syncd account add' adds."
-                ),
-                err=True,
-            )
-        else:
-            _say_when_next_due(records)
-        service.serve()
+    notifier = systemd.Notifier.from_environment()
+    with daemon.handle_signals(stop) as signals:
+        settings = load_settings(ctx)
+        settings.require_job_settings()
+        if not daemon.wait_for_database(
+            partial(_check_database, settings), stop, settings.database_retry_max_delay, notifier
+        ):
+            return  # stopped while the database was away
+        with _context(ctx, stop) as job:
+            reload_settings = partial(config.load_settings, env_file)
+            _run_service(job, daemon.Daemon(job, signals, reload_settings, notifier))
+
+
+def _check_database(settings: Settings) -> None:
+    with open_database(settings):
+        pass  # checks that the schema is current
+
+
+def _run_service(job: JobContext, service: daemon.Daemon) -> None:
+    """Start the service, tell the operator what it does, and serve until stopped."""
+    with job.engine.begin() as connection:
+        records = accounts.list_accounts(connection)
+    service.start()
+    click.echo(_("syncd is running; stop it with Ctrl+C or SIGTERM."), err=True)
+    if not records:
+        click.echo(
+            _(
+                "No accounts yet: syncd waits and starts each account that "
+                "'syncd account add' adds."
+            ),
+            err=True,
+        )
+    else:
+        _say_when_next_due(records)
+    service.serve()
 
 
 def _say_when_next_due(records: list[accounts.AccountRecord]) -> None:

@@ -1,7 +1,7 @@
 """The daemon's life under systemd: ready, watchdog, status line, reload and stop.
 
-``syncd run`` checks the settings and the database schema, builds the job context and then
-hands it to :class:`Daemon`:
+``syncd run`` checks the settings, waits for the database to answer (:func:`wait_for_database`)
+and checks its schema, builds the job context and then hands it to :class:`Daemon`:
 
 1. ``start`` starts the dispatcher (the APScheduler that runs the jobs) and only then sends
    ``READY=1`` with a first status line.
@@ -21,8 +21,10 @@ Signal handlers only set events; the main thread does the work.
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from syncd import errors, metrics, systemd
 from syncd.config import Settings
 from syncd.db import outbox, quarantine
 from syncd.db.models import Account, Lease, OutboxEntry, Quarantine, Run, table_of
-from syncd.db.outage import OutageState
+from syncd.db.outage import OutageState, is_connection_error, retry_delay
 from syncd.i18n import gettext as _
 from syncd.jobs.context import JobContext
 from syncd.logs import get_logger
@@ -46,6 +48,8 @@ log = get_logger(__name__)
 
 STATUS_INTERVAL = 30.0  # seconds between two refreshes of the STATUS= line
 OUTAGE_CHECK_INTERVAL = 1.0  # seconds between two looks at a database outage
+# Start-up time asked of systemd beyond the next try to reach the database (seconds).
+START_TIMEOUT_MARGIN = 60.0
 # A heartbeat older than this means the scheduler stopped running jobs (seconds).
 HEARTBEAT_MAX_AGE = 6 * HEARTBEAT_INTERVAL
 
@@ -91,6 +95,65 @@ def handle_signals(stop: threading.Event) -> Iterator[Signals]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def wait_for_database(
+    check: Callable[[], None],
+    stop: threading.Event,
+    max_delay: float,
+    notifier: systemd.Notifier,
+) -> bool:
+    """Run ``check`` until the database answers it; return False when ``stop`` is set first.
+
+    A database that is still starting (after a power cut both machines boot again) must not
+    send syncd into systemd's restart loop and its start limit. While it waits, syncd asks
+    systemd for more start-up time and keeps the watchdog fed.
+
+    Raises:
+        errors.StoreError: the database answered but is unusable (a schema to upgrade, a
+            refused login): waiting would not help.
+    """
+    attempt = 0
+    while True:
+        try:
+            check()
+        except errors.StoreError as exc:
+            if not is_connection_error(exc):
+                raise
+            attempt += 1
+            delay = retry_delay(attempt, max_delay, random.random())  # noqa: S311 - jitter
+            log.warning(
+                "database_unreachable",
+                attempt=attempt,
+                retry_in_seconds=round(delay, 1),
+                error=type(exc.__cause__ or exc).__name__,
+                reason=exc.reason,
+                database=exc.database,
+            )
+            notifier.status(
+                _("waiting for the database: {attempts} tries, next in {seconds} s").format(
+                    attempts=attempt, seconds=round(delay)
+                )
+            )
+            if _sleep_alive(delay, stop, notifier):
+                return False
+            continue
+        if attempt:
+            log.info("database_reachable_again", attempts=attempt)
+        return True
+
+
+def _sleep_alive(seconds: float, stop: threading.Event, notifier: systemd.Notifier) -> bool:
+    """Wait ``seconds`` while telling systemd that start-up goes on; True when stopped."""
+    timeout = systemd.watchdog_timeout()
+    step = seconds if timeout is None else min(seconds, timeout / 2)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        notifier.extend_timeout(left + START_TIMEOUT_MARGIN)
+        notifier.watchdog()
+        if stop.wait(min(step, left)):
+            return True
+    return False
 
 
 class Watchdog:

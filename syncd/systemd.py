@@ -120,6 +120,10 @@ class Notifier:
         """Tell systemd's watchdog that the service is alive."""
         return self.notify("WATCHDOG=1")
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask systemd to wait ``seconds`` more for READY=1 or for the stop to finish."""
+        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
+
     def status(self, text: str) -> bool:
         """Set the one-line status that ``systemctl status`` shows."""
         return self.notify(*_status_field(text))

@@ -69,6 +69,17 @@ def _is_lost_connection(exc: DBAPIError) -> bool:
     return False
 
 
+def retry_delay(attempt: int, max_delay: float, jitter: float) -> float:
+    """Return the seconds to wait after failed try number ``attempt`` (from 1).
+
+    The delay doubles from :data:`FIRST_RETRY_DELAY` up to ``max_delay``. Half of it is
+    fixed and half scaled by ``jitter`` (from 0 to 1), so nodes that lost the same server do
+    not return in step.
+    """
+    delay = min(max_delay, FIRST_RETRY_DELAY * 2.0 ** min(attempt - 1, 30))
+    return delay / 2 + delay / 2 * jitter
+
+
 @dataclass(frozen=True)
 class OutageState:
     """Where an outage stands, for the status line."""
@@ -154,9 +165,7 @@ class DatabaseOutage:
             self._since = datetime.now(UTC)
             self._started = now
         self._attempts += 1
-        delay = min(self.max_delay, FIRST_RETRY_DELAY * 2 ** min(self._attempts - 1, 30))
-        # Half fixed, half random: nodes that lost the same server do not return in step.
-        delay = delay / 2 + delay / 2 * self._jitter()
+        delay = retry_delay(self._attempts, self.max_delay, self._jitter())
         self._retry_at = now + delay
         reason = database_error_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
         log.warning(

@@ -65,6 +65,10 @@ def _outbox_states(engine: Engine) -> list[str]:
         return [str(state) for state in connection.execute(select(_OUTBOX.c.state)).scalars()]
 
 
+def _names(log: Path) -> list[str]:
+    return [event["event"] for event in read_events(log)]
+
+
 def _index(events: list[dict[str, Any]], name: str) -> int:
     return next(i for i, event in enumerate(events) if event["event"] == name)
 
@@ -191,3 +195,56 @@ def _stored_orders(engine: Engine) -> list[str]:
         return [
             str(order_id) for order_id in connection.execute(select(_ORDERS.c.order_id)).scalars()
         ]
+
+
+def test_start_waits_for_unreachable_database(
+    migrated_database_url: str, sandbox_factory: Any, tmp_path: Path
+) -> None:
+    parsed = make_url(migrated_database_url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        pytest.skip("SQLite is a local file: there is no connection for a TCP proxy to cut")
+    shop: SandboxServer = sandbox_factory(speed=1000, orders_per_marketplace=20)
+    key = generate_key()
+    add_account(migrated_database_url, key, ACCOUNT, "na", US)
+    log = tmp_path / "daemon.log"
+    with (
+        TcpProxy(parsed.host or "127.0.0.1", parsed.port or _DEFAULT_PORTS[backend]) as proxy,
+        NotifyListener(str(tmp_path / "notify")) as listener,
+        log.open("w", encoding="utf-8") as stream,
+    ):
+        proxy.cut()  # the database server is still booting
+        env = daemon_environment(
+            _through(migrated_database_url, proxy),
+            shop,
+            key,
+            NOTIFY_SOCKET=listener.address,
+            WATCHDOG_USEC="2000000",
+            SYNCD_DATABASE_RETRY_MAX_DELAY="1",
+        )
+        process = start_daemon(env, stream)
+        try:
+            wait_until(
+                lambda: [e for e in read_events(log) if e["event"] == "database_unreachable"][2:],
+                60,
+                "three tries to reach the database",
+            )
+            waiting = listener.received()
+            alive_while_waiting = process.poll() is None
+            proxy.restore()
+            ready = listener.wait_for(has("READY"), timeout=60)
+            wait_until(lambda: "orders_run_finished" in _names(log), 60, "an orders run")
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=60)
+        finally:
+            stop_daemon(process)
+
+    names = _names(log)
+    assert alive_while_waiting
+    assert code == 0
+    assert not any("READY" in m.fields for m in waiting)
+    assert any(m.fields.get("STATUS", "").startswith("waiting for the database") for m in waiting)
+    assert any("EXTEND_TIMEOUT_USEC" in m.fields for m in waiting)
+    assert any(m.fields.get("WATCHDOG") == "1" for m in waiting)
+    assert ready >= len(waiting)
+    assert names.index("database_reachable_again") < names.index("daemon_ready")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from typing import Any
 
 import psycopg
@@ -12,7 +13,8 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from structlog.testing import capture_logs
 
-from syncd import errors
+from syncd import errors, systemd
+from syncd.daemon import wait_for_database
 from syncd.db.outage import DatabaseOutage, is_connection_error
 from tests.unit.fakes import FakeTime
 
@@ -177,3 +179,44 @@ def test_outage_restarts_backoff_after_recovery(database: _Database) -> None:
     assert state is not None
     assert state.attempts == 1
     assert state.retry_in == 1.0
+
+
+def _unreachable_store_error() -> errors.StoreError:
+    store = errors.StoreError("postgresql://syncd@db/syncd", "could not connect", "fix")
+    store.__cause__ = _lost()
+    return store
+
+
+def test_start_waits_for_database() -> None:
+    failures = [_unreachable_store_error(), _unreachable_store_error()]
+
+    def check() -> None:
+        if failures:
+            raise failures.pop()
+
+    with capture_logs() as logs:
+        reached = wait_for_database(check, threading.Event(), 1.0, systemd.Notifier(None))
+
+    assert reached
+    events = [entry["event"] for entry in logs]
+    assert events == ["database_unreachable", "database_unreachable", "database_reachable_again"]
+    assert logs[1]["attempt"] == 2
+    assert logs[0]["database"] == "postgresql://syncd@db/syncd"
+
+
+def test_start_wait_ends_on_stop() -> None:
+    stop = threading.Event()
+
+    def check() -> None:
+        stop.set()  # SIGTERM arrives while the database is away
+        raise _unreachable_store_error()
+
+    assert not wait_for_database(check, stop, 60.0, systemd.Notifier(None))
+
+
+def test_start_wait_raises_other_store_errors() -> None:
+    def check() -> None:
+        raise errors.StoreError("sqlite:///x.db", "the database has no syncd tables yet", "fix")
+
+    with pytest.raises(errors.StoreError, match="no syncd tables"):
+        wait_for_database(check, threading.Event(), 60.0, systemd.Notifier(None))
