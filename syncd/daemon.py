@@ -373,14 +373,8 @@ class Daemon:
         self.notifier.ready(self.refresh_status(send=False))
 
     def _apply(self, settings: Settings) -> None:
-        # TODO: call self.ctx.reload directly once JobContext.reload, written alongside this
-        # module, is committed; without it the new settings are checked but not used.
-        reload_context = getattr(self.ctx, "reload", None)
-        if reload_context is None:
-            log.warning("settings_reload_unsupported")
-            return
         try:
-            reload_context(settings)  # logs settings_reloaded with the names that changed
+            self.ctx.reload(settings)  # logs settings_reloaded with the names that changed
         except errors.SettingsError as exc:
             log.error("settings_reload_failed", problems=_problem_lines(exc))
         except (errors.SyncdError, SQLAlchemyError, OSError) as exc:

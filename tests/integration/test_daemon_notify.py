@@ -83,6 +83,7 @@ def test_daemon_notifies_through_its_life(
             time.sleep(2.0)
             pings = [m for m in listener.received()[pings_from:] if m.fields.get("WATCHDOG") == "1"]
 
+            env_file.write_text("SYNCD_ORDERS_INTERVAL=600\n", encoding="utf-8")
             process.send_signal(signal.SIGHUP)
             reloading = listener.wait_for(has("RELOADING"), timeout=10, after=ready + 1)
             ready_again = listener.wait_for(has("READY"), timeout=10, after=reloading)
@@ -112,6 +113,8 @@ def test_daemon_notifies_through_its_life(
     assert max(gaps) < 1.0
     assert "MONOTONIC_USEC" in messages[reloading].fields
     assert "STATUS" in messages[ready_again].fields
+    reloaded = [event for event in events if event["event"] == "settings_reloaded"]
+    assert [event["settings"] for event in reloaded] == [["orders_interval"]]
     assert alive_after_bad_reload
     failed = [event for event in events if event["event"] == "settings_reload_failed"]
     assert len(failed) == 1
