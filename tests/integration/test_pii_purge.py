@@ -13,7 +13,7 @@ from sqlalchemy import select
 from syncd import cli
 from syncd.amazon.models.orders import Order
 from syncd.crypto import Vault
-from syncd.db import accounts, runs
+from syncd.db import accounts, bridge_state, runs
 from syncd.db.accounts import AccountRecord
 from syncd.db.order_rows import build_rows
 from syncd.db.orders import store_orders
@@ -324,6 +324,29 @@ def test_command_keeps_erp_without_purge(
     out = capsys.readouterr().out
     assert "Buyer data cleared: orders 1," in out
     assert "ERP orders cleared" not in out
+    name = order["recipient"]["deliveryAddress"]["name"]
+    assert _receiver(erp_purge, order["orderId"]).receiver_name == name
+
+
+def test_command_defers_erp_to_busy_bridge(
+    erp_purge: BridgeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = erp_purge.world
+    account = world.add_account("acme-na", "na", US)
+    order = new_order(world, account, (1,))
+    fetch_orders(world, account, order["orderId"])
+    erp_purge.run()
+    with world.ctx.engine.begin() as connection:
+        connection.execute(
+            ORDERS.update().where(ORDERS.c.order_id == order["orderId"]).values(status="CANCELLED")
+        )
+        bridge_state.take_lease(connection, "bridge", "other-node", datetime.now(UTC), 300)
+
+    assert cli.run(["once", "pii-purge"]) == 1
+
+    captured = capsys.readouterr()
+    assert "Buyer data cleared: orders 1," in captured.out
+    assert "Another syncd process is running the bridge" in captured.err
     name = order["recipient"]["deliveryAddress"]["name"]
     assert _receiver(erp_purge, order["orderId"]).receiver_name == name
 
