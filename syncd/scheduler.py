@@ -1,16 +1,17 @@
 """The daemon's dispatcher: APScheduler looks for due accounts and hands them to workers.
 
 Every ``SYNCD_DISPATCH_INTERVAL`` seconds the dispatcher reads which accounts are due (their
-next run time lives in the database), takes each one's lease, and runs its orders job on a
-worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. Every ``SYNCD_SHIPMENTS_INTERVAL``
-seconds it looks for accounts with shipment requests or outbox rows to send and runs their
-shipments job on a pool of its own (``SYNCD_SHIPMENT_WORKERS``), so a long orders backfill
-never delays a tracking number. With a mapping file, every ``SYNCD_BRIDGE_INTERVAL`` seconds
-the bridge writes changed orders into the ERP and reads the WMS's shipments. The lease
-belongs to the process: both jobs of one account may run at once, and the last one to
-finish gives the lease back. Stopping sets the
-context's stop event: quota waits and retries end at once, the page or confirmation in
-flight commits or rolls back, and the leases are released.
+next run time lives in the database) and runs the orders job of those whose lease this node
+holds on a worker thread, at most ``SYNCD_MAX_WORKERS`` at a time. Every
+``SYNCD_SHIPMENTS_INTERVAL`` seconds it looks for accounts with shipment requests or outbox
+rows to send and runs their shipments job on a pool of its own (``SYNCD_SHIPMENT_WORKERS``),
+so a long orders backfill never delays a tracking number. With a mapping file, every
+``SYNCD_BRIDGE_INTERVAL`` seconds the bridge writes changed orders into the ERP and reads the
+WMS's shipments. The node keeps the leases it holds between runs and renews them on its
+heartbeat (``SYNCD_NODE_HEARTBEAT``, see :class:`syncd.jobs.leasing.NodeLeases`), and both
+jobs of one account may run at once under the node's lease. Stopping sets the context's stop
+event: quota waits and retries end at once, the page or confirmation in flight commits or
+rolls back, and the leases are released.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from syncd.db import accounts
 from syncd.db.outage import DatabaseOutage
 from syncd.jobs.bridge import Bridge
 from syncd.jobs.context import JobContext
-from syncd.jobs.leasing import LeaseBook
+from syncd.jobs.leasing import NodeLeases
 from syncd.jobs.orders import run_orders
 from syncd.jobs.pii_purge import run_pii_purge
 from syncd.jobs.shipments import accounts_with_shipments, run_shipments, warn_near_deadlines
@@ -54,7 +55,7 @@ class Dispatcher:
         self.running: dict[int, Future[None]] = {}
         self.shipping: dict[int, Future[None]] = {}
         self.shipping_started: dict[int, float] = {}  # account id -> monotonic start time
-        self.leases = LeaseBook(ctx)
+        self.leases = NodeLeases(ctx)
         self.bridge = Bridge(ctx)
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
@@ -66,8 +67,21 @@ class Dispatcher:
         self.heartbeat_at = time.monotonic()  # when the scheduler last ran its heartbeat job
 
     def start(self) -> None:
-        """Start dispatching now and then every dispatch interval."""
+        """Register the node and claim its accounts, then dispatch every dispatch interval.
+
+        Raises:
+            nodes.NodeConflictError: another node is live on this SQLite database.
+        """
         settings = self.ctx.settings
+        self.leases.join()
+        # The node's heartbeat also renews its leases, so it beats at least three times in
+        # a lease's lifetime.
+        self.scheduler.add_job(
+            self._unless_paused(self.leases.beat),
+            "interval",
+            seconds=min(settings.node_heartbeat, settings.lease_seconds / 3),
+            id="node_heartbeat",
+        )
         # The watchdog pings systemd only while this beat is fresh, so a scheduler that
         # stopped running jobs gets the service restarted.
         self.scheduler.add_job(self._beat, "interval", seconds=HEARTBEAT_INTERVAL, id="heartbeat")
@@ -195,6 +209,7 @@ class Dispatcher:
         self.pool.shutdown(wait=True)
         self.ship_pool.shutdown(wait=True)
         self.bridge.close()
+        self.leases.leave()
         log.info("dispatcher_stopped", owner=self.ctx.owner)
 
     def _beat(self) -> None:

@@ -174,7 +174,7 @@ class SpApiClient:
         self.http = http if http is not None else build_http_client(settings)
         self._owns_http = http is None
         self.clock = clock or AmazonClock()
-        self.buckets = buckets or BucketRegistry()
+        self.buckets = buckets or BucketRegistry(application_budget=settings.application_budget)
         self.retry = retry or RetryPolicy.from_settings(settings)
         self._sleep = sleep
         self._monotonic = monotonic_clock
@@ -404,7 +404,8 @@ class SpApiClient:
     def _call(
         self, provider: TokenProvider, target: _Target, request: httpx.Request, retry: RetryPolicy
     ) -> ApiResponse:
-        bucket = self.buckets.bucket(target.account, target.region, target.operation.name)
+        # The account's bucket, and the application's when a budget caps the operation.
+        bucket = self.buckets.pacer(target.account, target.region, target.operation.name)
         # The retry budget starts once the first attempt has its quota token.
         started = self._monotonic()
 

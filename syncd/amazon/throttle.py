@@ -6,6 +6,12 @@ region, operation), seeded with Amazon's default plan and corrected whenever a r
 carries ``x-amzn-RateLimit-Limit``. A caller takes a token before each request; when the
 bucket is empty it sleeps until the next token is due.
 
+Some operations also have a limit for the whole application, summed over all sellers, that
+no header reports. ``SYNCD_APPLICATION_BUDGET`` sets one in calls per second for such an
+operation. Every call of it then also takes a token from an application-wide bucket, one
+per node. Each node's bucket has the budget divided by the number of live nodes as its rate
+(:meth:`BucketRegistry.share_application_budget`, called on each node heartbeat).
+
 Amazon's bucket outlives the process. When a process gives an account up, it saves the
 levels of the account's buckets (:meth:`BucketRegistry.levels`), and the next process that
 takes the account starts from them (:meth:`BucketRegistry.restore`) instead of from a full
@@ -209,8 +215,51 @@ class TokenBucket:
             self._tokens = min(self._tokens, 0.0)
 
 
+class Pacer:
+    """The buckets one call takes its token from: the account's, and the application's if set.
+
+    It offers the bucket methods the client uses, so a call paces itself the same way with
+    or without an application budget.
+    """
+
+    def __init__(self, bucket: TokenBucket, application: TokenBucket | None = None) -> None:
+        self.bucket = bucket
+        self.application = application
+
+    def acquire(
+        self, stop: threading.Event | None = None, deadline: float | None = None
+    ) -> float | None:
+        """Take a token from each bucket in turn; return the seconds waited in all.
+
+        Returns None, holding no token, under the same conditions as
+        :meth:`TokenBucket.acquire` for either bucket.
+        """
+        waited = self.bucket.acquire(stop, deadline)
+        if waited is None or self.application is None:
+            return waited
+        more = self.application.acquire(stop, deadline)
+        if more is None:
+            self.bucket.refund()
+            return None
+        return waited + more
+
+    def refund(self) -> None:
+        """Give back the tokens of a request that never reached Amazon."""
+        self.bucket.refund()
+        if self.application is not None:
+            self.application.refund()
+
+    def drain(self) -> None:
+        """Empty the account's bucket after a 429; the application's budget is ours to set."""
+        self.bucket.drain()
+
+
 class BucketRegistry:
-    """The buckets of one process, keyed by (account, region, operation)."""
+    """The buckets of one process, keyed by (account, region, operation).
+
+    With an ``application_budget`` (operation -> calls per second for the whole
+    application), each operation in it also has one application-wide bucket.
+    """
 
     def __init__(
         self,
@@ -218,12 +267,45 @@ class BucketRegistry:
         *,
         clock: Callable[[], float] = monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        application_budget: Mapping[str, float] | None = None,
     ) -> None:
         self._plans = dict(DEFAULT_PLANS if plans is None else plans)
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self._lock = threading.Lock()
+        self._budget = dict(application_budget or {})
+        self._nodes = 1
+        # A burst of one token: the live nodes together never send more than one call each
+        # above the budget's rate, whatever the budget is.
+        self._application = {
+            operation: TokenBucket(UsagePlan(rate, 1), clock=clock, sleep=sleep)
+            for operation, rate in self._budget.items()
+        }
+
+    def application_bucket(self, operation: str) -> TokenBucket | None:
+        """Return the application-wide bucket of the operation, or None without a budget."""
+        return self._application.get(operation)
+
+    def pacer(self, account: str, region: str, operation: str) -> Pacer:
+        """Return the buckets a call of this key takes its token from."""
+        return Pacer(self.bucket(account, region, operation), self._application.get(operation))
+
+    def share_application_budget(self, nodes: int) -> None:
+        """Give this node its share of every application budget: the rate over ``nodes``."""
+        nodes = max(1, nodes)
+        with self._lock:
+            if nodes == self._nodes:
+                return
+            self._nodes = nodes
+        for operation, bucket in self._application.items():
+            bucket.update_rate(self._budget[operation] / nodes)
+        if self._application:
+            log.info(
+                "application_budget_shared",
+                nodes=nodes,
+                rates={op: round(rate / nodes, 6) for op, rate in sorted(self._budget.items())},
+            )
 
     def bucket(self, account: str, region: str, operation: str) -> TokenBucket:
         """Return the bucket of this key, creating it from the operation's default plan."""

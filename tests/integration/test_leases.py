@@ -272,3 +272,112 @@ def test_dispatcher_skips_failing_lease(world: JobWorld, monkeypatch: pytest.Mon
     finally:
         dispatcher.pool.shutdown(wait=True)  # the scheduler itself was never started
     assert "lease_acquire_failed" in [entry["event"] for entry in logs]
+
+
+def _accounts(engine: Engine, count: int) -> list[int]:
+    """Add ``count`` more accounts; return their ids in order."""
+    vault = Vault(SecretStr(generate_key()))
+    ids = []
+    with engine.begin() as connection:
+        for number in range(count):
+            account = accounts.save_account(
+                connection,
+                vault,
+                name=f"shop-{number:03d}",
+                region="na",
+                marketplace_ids=(US,),
+                included_data=("FULFILLMENT",),
+                refresh_token=SecretStr("Atzr|x"),
+                now=datetime.now(UTC),
+            )
+            ids.append(account.id)
+    return ids
+
+
+def _claim(engine: Engine, owner: str, limit: int) -> list[int]:
+    with engine.begin() as connection:
+        return leases.claim_leases(connection, owner, TTL, limit)
+
+
+def test_claim_takes_only_free_leases(lease_db: tuple[Engine, int]) -> None:
+    engine, first = lease_db
+    more = _accounts(engine, 3)
+
+    taken_by_a = _claim(engine, "node-a", 2)
+    taken_by_b = _claim(engine, "node-b", 10)
+    nothing_left = _claim(engine, "node-c", 10)
+
+    assert len(taken_by_a) == 2
+    assert sorted(taken_by_a + taken_by_b) == sorted([first, *more])
+    assert nothing_left == []
+
+
+def test_claim_takes_expired_leases(lease_db: tuple[Engine, int]) -> None:
+    engine, account_id = lease_db
+    assert _claim(engine, "node-a", 1) == [account_id]
+    with engine.begin() as connection:
+        connection.execute(
+            update(LEASES).values(expires_at=leases.database_now(connection) - timedelta(seconds=1))
+        )
+
+    assert _claim(engine, "node-b", 1) == [account_id]
+    with engine.begin() as connection:
+        assert leases.renew_leases(connection, "node-a", TTL) == set()
+        assert leases.renew_leases(connection, "node-b", TTL) == {account_id}
+
+
+def test_claim_prefers_longest_due(lease_db: tuple[Engine, int]) -> None:
+    engine, never_run = lease_db
+    later, earlier = _accounts(engine, 2)
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        accounts.schedule_next(connection, later, now - timedelta(minutes=1))
+        accounts.schedule_next(connection, earlier, now - timedelta(minutes=30))
+
+    order = [_claim(engine, f"node-{n}", 1) for n in range(3)]
+
+    assert order == [[never_run], [earlier], [later]]
+
+
+def test_claim_skips_locked_rows(lease_db: tuple[Engine, int]) -> None:
+    engine, first = lease_db
+    if not leases.supports_skip_locked(engine.dialect):
+        pytest.skip(f"{engine.dialect.name} has no SKIP LOCKED; the conditional UPDATE decides")
+    more = _accounts(engine, 3)
+
+    # Node A's claim stays open, its two rows locked, while node B claims.
+    with engine.begin() as connection_a:
+        taken_by_a = leases.claim_leases(connection_a, "node-a", TTL, 2)
+        started = time.monotonic()
+        taken_by_b = _claim(engine, "node-b", 10)
+        waited = time.monotonic() - started
+
+    assert len(taken_by_a) == 2
+    assert sorted(taken_by_a + taken_by_b) == sorted([first, *more])
+    assert waited < 5.0  # B never waited for A's row locks
+
+
+@pytest.mark.parametrize(
+    ("name", "mariadb", "version", "expected"),
+    [
+        ("postgresql", False, (15, 2), True),
+        ("mysql", True, (10, 5, 22), False),
+        ("mysql", True, (10, 6, 0), True),
+        ("mysql", False, (5, 7, 44), False),
+        ("mysql", False, (8, 0, 36), True),
+        ("sqlite", False, (3, 45, 0), False),
+    ],
+    ids=["postgresql", "mariadb-10.5", "mariadb-10.6", "mysql-5.7", "mysql-8", "sqlite"],
+)
+def test_skip_locked_by_server_version(
+    name: str, mariadb: bool, version: tuple[int, ...], expected: bool
+) -> None:
+    class Dialect:
+        pass
+
+    dialect = Dialect()
+    dialect.name = name  # type: ignore[attr-defined]
+    dialect.is_mariadb = mariadb  # type: ignore[attr-defined]
+    dialect.server_version_info = version  # type: ignore[attr-defined]
+
+    assert leases.supports_skip_locked(dialect) is expected  # type: ignore[arg-type]
