@@ -1,6 +1,6 @@
 """The daemon's life under systemd: ready, watchdog, status line, reload and stop.
 
-``syncd run`` checks the settings, waits for the database to answer (:func:`wait_for_database`)
+``syncd run`` checks the settings, waits for the database to respond (:func:`wait_for_database`)
 and checks its schema, builds the job context and then hands it to :class:`Daemon`:
 
 1. ``start`` starts the dispatcher (the APScheduler that runs the jobs) and only then sends
@@ -103,14 +103,14 @@ def wait_for_database(
     max_delay: float,
     notifier: systemd.Notifier,
 ) -> bool:
-    """Run ``check`` until the database answers it; return False when ``stop`` is set first.
+    """Run ``check`` until it passes; return False when ``stop`` is set first.
 
     A database that is still starting (after a power cut both machines boot again) must not
     send syncd into systemd's restart loop and its start limit. While it waits, syncd asks
     systemd for more start-up time and keeps the watchdog fed.
 
     Raises:
-        errors.StoreError: the database answered but is unusable (a schema to upgrade, a
+        errors.StoreError: the database responded but is unusable (a schema to upgrade, a
             refused login): waiting would not help.
     """
     attempt = 0
@@ -206,7 +206,7 @@ class Watchdog:
 
 @dataclass(frozen=True)
 class DaemonFigures:
-    """What the status line counts, read from the database."""
+    """Figures of the status line, read from the database."""
 
     accounts: int
     held: int  # accounts whose lease this process holds

@@ -49,7 +49,7 @@ def watchdog_timeout() -> float | None:
 
 
 def _socket_address(value: str) -> str | None:
-    """Return the address to send to, or None for a form this module does not speak.
+    """Return the address to send to, or None for an address form this module does not support.
 
     systemd 254 and later may also name an AF_VSOCK address, which syncd does not support.
     """

@@ -1,4 +1,4 @@
-"""Database outages: pause the daemon's work while its database does not answer.
+"""Database outages: pause the daemon's work while its database does not respond.
 
 When a job finds the connection gone (the server restarted, a network cut, a failover), the
 daemon stops starting new work and tries the database again after a delay that doubles with
@@ -82,7 +82,7 @@ def retry_delay(attempt: int, max_delay: float, jitter: float) -> float:
 
 @dataclass(frozen=True)
 class OutageState:
-    """Where an outage stands, for the status line."""
+    """State of an outage, for the status line."""
 
     since: datetime  # UTC, when the first failure was seen
     attempts: int  # failed tries so far
@@ -90,7 +90,7 @@ class OutageState:
 
 
 class DatabaseOutage:
-    """Whether the database answers, and when to try it again while it does not.
+    """Whether the database responds, and when to try it again while it does not.
 
     Thread-safe: the scheduler's jobs and the workers report failures from their own
     threads, and one of them at a time runs the probe that ends the pause.
@@ -151,7 +151,7 @@ class DatabaseOutage:
             return False
 
     def state(self) -> OutageState | None:
-        """Return the current outage, or None while the database answers."""
+        """Return the current outage, or None while the database responds."""
         with self._lock:
             if self._since is None:
                 return None

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
@@ -162,11 +161,11 @@ def add_account(
         engine.dispose()
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float, description: str) -> Any:
     """Poll ``condition`` every 0.2 s until it returns something true; return that.
 
     Raises:
-        AssertionError: naming ``what`` when ``timeout`` seconds pass first.
+        AssertionError: naming ``description`` when ``timeout`` seconds pass first.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -174,7 +173,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {description}")
 
 
 def stop_daemon(process: subprocess.Popen[str], timeout: float = 60) -> int:
@@ -182,8 +181,3 @@ def stop_daemon(process: subprocess.Popen[str], timeout: float = 60) -> int:
     if process.poll() is None:
         process.terminate()
     return process.wait(timeout=timeout)
-
-
-def log_path(tmp_path: Path, name: str = "daemon.log") -> Path:
-    """Where a test's daemon writes its log."""
-    return tmp_path / name

@@ -114,7 +114,7 @@ def test_unit_key_settings() -> None:
     assert service["User"] == ["syncd"]
     assert service["StateDirectory"] == ["syncd"]
     assert service["WorkingDirectory"] == ["/var/lib/syncd"]
-    # The env file is read by syncd itself, so that a reload sees its changes.
+    # The env file is read by syncd itself, so that a reload reads its changes.
     assert service["Environment"] == ["SYNCD_ENV_FILE=/etc/syncd/syncd.env"]
     assert "EnvironmentFile" not in service
     credentials = [value.split(":", 1)[0] for value in service["LoadCredential"]]
@@ -152,7 +152,7 @@ os.execv(sys.executable, [sys.executable, "-m", "syncd", "run"])
 
 
 def test_mdwe_rule_refuses_writable_code() -> None:
-    # The check above means something only if the rule really holds after execve.
+    # The daemon test means something only if the rule still applies after execve.
     probe = _UNDER_MDWE.replace(
         'os.execv(sys.executable, [sys.executable, "-m", "syncd", "run"])',
         'os.execv(sys.executable, [sys.executable, "-c", "import mmap; '
