@@ -44,7 +44,7 @@ from syncd.logs import get_logger
 
 if TYPE_CHECKING:
     from syncd.jobs.context import JobContext
-    from syncd.status import AccountStatus, ShipmentFigures
+    from syncd.status import AccountStatus, ShipmentFigures, StoredOrders
 
 log = get_logger(__name__)
 
@@ -78,6 +78,11 @@ TOKEN_REFRESH_FAILURES = Counter(
     ["account", "error"],
     registry=REGISTRY,
 )
+
+# Counting the stored orders reads every order row: about 2 s for a million small rows on
+# SQLite and MariaDB, 0.5 s on PostgreSQL (measured on a 2-core VM). So a scrape counts them
+# again only when the last count is older than this. It reads the other figures every time.
+ORDER_COUNT_MAX_AGE = 300.0  # seconds
 
 TRANSPORT_FAILURE = "error"  # the status label of an attempt that got no HTTP response
 LWA_UNAVAILABLE = "unavailable"
@@ -129,12 +134,21 @@ class DatabaseCollector(Collector):
     Scrapes take turns, so several scrapers at once still use one connection at a time.
     """
 
-    def __init__(self, engine: Engine, warning: timedelta, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        warning: timedelta,
+        now: Callable[[], datetime],
+        monotonic_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
         self._warning = warning
         self._now = now
+        self._monotonic = monotonic_clock
         self._lock = threading.Lock()
         self._was_up = True
+        self._stored_orders: StoredOrders | None = None
+        self._counted_at = 0.0  # monotonic time of the last order count
 
     def collect(self) -> Iterator[Metric]:
         """Yield the database figures, or only ``syncd_database_up 0`` when the read fails."""
@@ -159,7 +173,11 @@ class DatabaseCollector(Collector):
     def _read(self) -> tuple[list[AccountStatus], ShipmentFigures]:
         # syncd.status imports the database modules, which import the SP-API client, which
         # imports this module. Importing syncd.status at the top would close that circle.
-        from syncd.status import gather_shipments, gather_status  # noqa: PLC0415
+        from syncd.status import (  # noqa: PLC0415
+            count_stored_orders,
+            gather_shipments,
+            gather_status,
+        )
 
         now = self._now()
         # Leaving the block without a commit rolls the transaction back, so a scrape writes
@@ -167,7 +185,11 @@ class DatabaseCollector(Collector):
         # the write lock while it reads, as `syncd status` does. Writers wait up to the busy
         # timeout.
         with self._engine.connect() as connection:
-            statuses = gather_status(connection, now)
+            age = self._monotonic() - self._counted_at
+            if self._stored_orders is None or age >= ORDER_COUNT_MAX_AGE:
+                self._stored_orders = count_stored_orders(connection)
+                self._counted_at = self._monotonic()
+            statuses = gather_status(connection, now, self._stored_orders)
             shipments = gather_shipments(connection, now, self._warning)
         return statuses, shipments
 
@@ -198,7 +220,7 @@ def _account_metrics(statuses: list[AccountStatus]) -> Iterator[Metric]:
     )
     stored = GaugeMetricFamily(
         "syncd_orders_stored",
-        "Orders stored per account and marketplace.",
+        "Orders stored per account and marketplace, counted at most every 5 minutes.",
         labels=["account", "marketplace"],
     )
     lag = GaugeMetricFamily(

@@ -49,8 +49,17 @@ class AccountStatus:
     throttled_last_hour: int = 0
 
 
-def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
-    """Read the status of every account."""
+StoredOrders = dict[int, dict[str, MarketplaceStatus]]  # per account id and marketplace id
+
+
+def gather_status(
+    connection: Connection, now: datetime, stored_orders: StoredOrders | None = None
+) -> list[AccountStatus]:
+    """Read the status of every account.
+
+    ``stored_orders`` is a result of :func:`count_stored_orders` to use instead of counting
+    again, for a caller that refreshes the count less often than the other figures.
+    """
     watermarks = {
         row.account_id: row.watermark
         for row in connection.execute(
@@ -59,17 +68,7 @@ def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
             )
         )
     }
-    per_marketplace: dict[int, dict[str, MarketplaceStatus]] = {}
-    query = select(
-        _ORDERS.c.account_id,
-        _ORDERS.c.marketplace_id,
-        func.count(),
-        func.max(_ORDERS.c.last_updated_time),
-    ).group_by(_ORDERS.c.account_id, _ORDERS.c.marketplace_id)
-    for account_id, marketplace_id, count, newest in connection.execute(query):
-        per_marketplace.setdefault(account_id, {})[marketplace_id or "-"] = MarketplaceStatus(
-            marketplace_id or "-", int(count), newest
-        )
+    per_marketplace = count_stored_orders(connection) if stored_orders is None else stored_orders
     last = runs.last_runs(connection, "orders")
     open_entries = count_open_quarantine(connection)
     recent = runs.recent_calls(connection, now - timedelta(hours=1))
@@ -99,6 +98,26 @@ def gather_status(connection: Connection, now: datetime) -> list[AccountStatus]:
             status.throttled_last_hour = calls.throttled
         result.append(status)
     return result
+
+
+def count_stored_orders(connection: Connection) -> StoredOrders:
+    """Count the stored orders and find the newest update per account and marketplace.
+
+    This reads every order row, because no index covers the account and the marketplace
+    together, so its time grows with the orders table.
+    """
+    found: StoredOrders = {}
+    query = select(
+        _ORDERS.c.account_id,
+        _ORDERS.c.marketplace_id,
+        func.count(),
+        func.max(_ORDERS.c.last_updated_time),
+    ).group_by(_ORDERS.c.account_id, _ORDERS.c.marketplace_id)
+    for account_id, marketplace_id, count, newest in connection.execute(query):
+        found.setdefault(account_id, {})[marketplace_id or "-"] = MarketplaceStatus(
+            marketplace_id or "-", int(count), newest
+        )
+    return found
 
 
 def count_open_quarantine(connection: Connection) -> dict[int, dict[str, int]]:

@@ -330,3 +330,34 @@ def test_scrape_time_is_utc(world: JobWorld, endpoint: metrics.MetricsEndpoint) 
 
     assert lag is not None
     assert abs(lag - 90 * 60) < LAG_TOLERANCE
+
+
+def test_order_count_refreshes_after_max_age(world: JobWorld) -> None:
+    clock = [1000.0]
+    collector = metrics.DatabaseCollector(
+        world.ctx.engine, timedelta(hours=12), world.ctx.now, lambda: clock[0]
+    )
+
+    def scraped_orders() -> float:
+        families = {family.name: family for family in collector.collect()}
+        return sum(sample.value for sample in families["syncd_orders_stored"].samples)
+
+    first = world.add_account("acme-first", "na", US)
+    assert run_orders(world.ctx, first).result == runs.SUCCEEDED
+    counted = scraped_orders()
+
+    # More orders arrive after the count; the next scrapes reuse it until it is too old.
+    second = world.add_account("acme-second", "eu", DE)
+    assert run_orders(world.ctx, second).result == runs.SUCCEEDED
+    clock[0] += metrics.ORDER_COUNT_MAX_AGE - 1
+    within_max_age = scraped_orders()
+    clock[0] += 1
+    after_max_age = scraped_orders()
+
+    with world.ctx.engine.begin() as connection:
+        statuses = gather_status(connection, world.ctx.now())
+    total = sum(marketplace.orders for status in statuses for marketplace in status.marketplaces)
+    assert counted > 0
+    assert within_max_age == counted
+    assert after_max_age == total
+    assert total > counted
