@@ -132,12 +132,14 @@ class DatabaseCollector(Collector):
     """Collector of the ``syncd status`` figures, read from the database on every scrape.
 
     Scrapes take turns, so several scrapers at once still use one connection at a time.
+    ``warning`` returns the deadline warning window at each scrape, so that a reloaded
+    ``SYNCD_SHIPMENT_DEADLINE_WARNING`` applies to the next one, as it does to ``syncd status``.
     """
 
     def __init__(
         self,
         engine: Engine,
-        warning: timedelta,
+        warning: Callable[[], timedelta],
         now: Callable[[], datetime],
         monotonic_clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -190,7 +192,7 @@ class DatabaseCollector(Collector):
                 self._stored_orders = count_stored_orders(connection)
                 self._counted_at = self._monotonic()
             statuses = gather_status(connection, now, self._stored_orders)
-            shipments = gather_shipments(connection, now, self._warning)
+            shipments = gather_shipments(connection, now, self._warning())
         return statuses, shipments
 
     def _report_down(self, exc: SQLAlchemyError) -> None:
@@ -373,7 +375,9 @@ def start_metrics(ctx: JobContext) -> MetricsEndpoint:
     if not is_loopback(host):
         log.warning("metrics_listening_beyond_loopback", host=host, port=port)
 
-    warning = timedelta(hours=settings.shipment_deadline_warning)
+    def warning() -> timedelta:
+        return timedelta(hours=ctx.settings.shipment_deadline_warning)
+
     collector = DatabaseCollector(ctx.engine, warning, ctx.now)
     REGISTRY.register(collector)
     try:

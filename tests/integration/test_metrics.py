@@ -335,7 +335,7 @@ def test_scrape_time_is_utc(world: JobWorld, endpoint: metrics.MetricsEndpoint) 
 def test_order_count_refreshes_after_max_age(world: JobWorld) -> None:
     clock = [1000.0]
     collector = metrics.DatabaseCollector(
-        world.ctx.engine, timedelta(hours=12), world.ctx.now, lambda: clock[0]
+        world.ctx.engine, lambda: timedelta(hours=12), world.ctx.now, lambda: clock[0]
     )
 
     def scraped_orders() -> float:
@@ -361,3 +361,23 @@ def test_order_count_refreshes_after_max_age(world: JobWorld) -> None:
     assert within_max_age == counted
     assert after_max_age == total
     assert total > counted
+
+
+def test_reloaded_warning_applies_next_scrape(world: JobWorld) -> None:
+    ctx = _with_metrics(world.ctx, _free_port())
+    account = world.add_account("acme-us", "na", US)
+    deadline = ctx.now() + timedelta(hours=20)
+    _enqueue(ctx, account, "111-0000001-000009", state=outbox.PENDING, deadline=deadline)
+
+    endpoint = metrics.start_metrics(ctx)
+    try:
+        default_window = _value(_scrape(endpoint), "syncd_outbox_near_deadline", account="acme-us")
+        # What a reload does: the context takes new settings while the endpoint keeps running.
+        ctx.settings = ctx.settings.model_copy(update={"shipment_deadline_warning": 24.0})
+        wider_window = _value(_scrape(endpoint), "syncd_outbox_near_deadline", account="acme-us")
+    finally:
+        endpoint.stop()
+
+    assert ctx.settings.shipment_deadline_warning == 24.0
+    assert default_window == 0
+    assert wider_window == 1

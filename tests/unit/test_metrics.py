@@ -193,7 +193,7 @@ def broken_collector(tmp_path: Path) -> Iterator[metrics.DatabaseCollector]:
     """A collector whose SQLite file lies in a folder that does not exist."""
     engine = create_db_engine(f"sqlite:///{tmp_path / 'missing' / 'syncd.sqlite3'}")
     yield metrics.DatabaseCollector(
-        engine, timedelta(hours=12), lambda: datetime(2026, 5, 10, tzinfo=UTC)
+        engine, lambda: timedelta(hours=12), lambda: datetime(2026, 5, 10, tzinfo=UTC)
     )
     engine.dispose()
 
