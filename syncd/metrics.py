@@ -131,6 +131,7 @@ def count_token_refresh_failure(account: str, lwa_error: str | None) -> None:
 class DatabaseCollector(Collector):
     """Collector of the ``syncd status`` figures, read from the database on every scrape.
 
+    The order count is the exception: it is read again only after ORDER_COUNT_MAX_AGE.
     Scrapes take turns, so several scrapers at once still use one connection at a time.
     ``warning`` returns the deadline warning window at each scrape, so that a reloaded
     ``SYNCD_SHIPMENT_DEADLINE_WARNING`` applies to the next one, as it does to ``syncd status``.
