@@ -21,9 +21,9 @@ from syncd.jobs.pii_purge import PurgeSummary, purge_erp_pii, run_pii_purge
 @once_group.command(
     "pii-purge",
     help=_(
-        "Clear buyer data (names, addresses, phones, e-mails, gift messages) of orders past "
-        "SYNCD_PII_RETENTION_DAYS from syncd's tables, and from the ERP's when the mapping's "
-        "[pii] purge is true."
+        "Clear the buyer data (names, addresses, phones, e-mails, gift messages) of orders "
+        "whose retention period (SYNCD_PII_RETENTION_DAYS) has ended: in syncd's tables, and "
+        "in the ERP's when the mapping's [pii] purge is true."
     ),
 )
 @click.pass_context
