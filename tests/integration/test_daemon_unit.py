@@ -146,6 +146,7 @@ _UNDER_MDWE = f"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) != 0:
+    print("this kernel has no PR_SET_MDWE (Linux 6.3 or later has it)", file=sys.stderr)
     sys.exit(77)
 os.execv(sys.executable, [sys.executable, "-m", "syncd", "run"])
 """
@@ -169,6 +170,9 @@ def test_mdwe_rule_refuses_writable_code() -> None:
     assert "PermissionError" in result.stderr
 
 
+SKIP_STATUS = 77  # exit status of a wrapper whose confinement this machine cannot apply
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -176,12 +180,17 @@ def _free_port() -> int:
         return port
 
 
-def test_daemon_runs_without_writable_executable_memory(
-    migrated_database_url: str, sandbox_factory: Any, tmp_path: Path
-) -> None:
+def _run_confined(
+    command: list[str], database_url: str, sandbox_factory: Any, tmp_path: Path
+) -> tuple[int, list[dict[str, Any]], bytes]:
+    """Run ``command`` (which becomes ``syncd run``) until an orders run, then SIGTERM it.
+
+    Returns the exit status, the JSON log events and a scrape of the metrics endpoint.
+    Skips the test when the command exits with status 77 (the confinement is unavailable).
+    """
     shop = sandbox_factory(speed=1000, orders_per_marketplace=20)
     key = generate_key()
-    add_account(migrated_database_url, key, "wx-na", "na", US)
+    add_account(database_url, key, "confined-na", "na", US)
     metrics_port = _free_port()
     log = tmp_path / "daemon.log"
     with (
@@ -189,14 +198,14 @@ def test_daemon_runs_without_writable_executable_memory(
         log.open("w", encoding="utf-8") as stream,
     ):
         env = daemon_environment(
-            migrated_database_url,
+            database_url,
             shop,
             key,
             NOTIFY_SOCKET=listener.address,
             SYNCD_METRICS_PORT=str(metrics_port),
         )
         process = subprocess.Popen(
-            [sys.executable, "-c", _UNDER_MDWE],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -207,8 +216,9 @@ def test_daemon_runs_without_writable_executable_memory(
             try:
                 listener.wait_for(has("READY"), timeout=60)
             except AssertionError:
-                if process.poll() == 77:
-                    pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or later has it)")
+                if process.poll() == SKIP_STATUS:
+                    reason = log.read_text(encoding="utf-8").strip() or "confinement unavailable"
+                    pytest.skip(reason.splitlines()[-1])
                 raise
             wait_until(
                 lambda: "orders_run_finished" in [e["event"] for e in read_events(log)],
@@ -224,8 +234,77 @@ def test_daemon_runs_without_writable_executable_memory(
             code = process.wait(timeout=60)
         finally:
             stop_daemon(process)
+    return code, read_events(log), scraped
 
-    finished = next(e for e in read_events(log) if e["event"] == "orders_run_finished")
+
+def test_daemon_runs_without_writable_executable_memory(
+    migrated_database_url: str, sandbox_factory: Any, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-c", _UNDER_MDWE]
+
+    code, events, scraped = _run_confined(command, migrated_database_url, sandbox_factory, tmp_path)
+
+    finished = next(e for e in events if e["event"] == "orders_run_finished")
+    assert finished["result"] == "succeeded"
+    assert b"200 OK" in scraped.split(b"\r\n", 1)[0]
+    assert b"syncd_" in scraped
+    assert code == 0
+
+
+# Loads the unit's system-call filter with libseccomp (Debian package python3-seccomp, for the
+# system Python) and becomes ``syncd run`` under it. The allowed set is what systemd-analyze
+# expands @system-service to, less @privileged and @resources. Any other call fails with
+# EPERM, as SystemCallErrorNumber=EPERM makes it.
+_UNDER_SYSCALL_FILTER = """
+import errno, os, subprocess, sys
+try:
+    import seccomp
+except ImportError:
+    print("python3-seccomp is not installed for the system Python", file=sys.stderr)
+    sys.exit(77)
+
+def expand(group, seen):
+    listing = subprocess.run(
+        ["systemd-analyze", "syscall-filter", group], capture_output=True, text=True, check=True
+    ).stdout
+    names = set()
+    for line in listing.splitlines()[1:]:
+        item = line.strip()
+        if not item or item.startswith("#"):
+            continue
+        if item.startswith("@"):
+            if item not in seen:
+                seen.add(item)
+                names |= expand(item, seen)
+        else:
+            names.add(item)
+    return names
+
+allowed = expand("@system-service", set()) - expand("@privileged", set())
+allowed -= expand("@resources", set())
+rules = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for name in sorted(allowed):
+    try:
+        rules.add_rule(seccomp.ALLOW, name)
+    except (RuntimeError, ValueError):
+        pass  # a call of another architecture, such as arm_fadvise64_64
+rules.load()
+os.execv(sys.argv[1], [sys.argv[1], "-m", "syncd", "run"])
+"""
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def test_daemon_runs_under_syscall_filter(
+    migrated_database_url: str, sandbox_factory: Any, tmp_path: Path
+) -> None:
+    _systemd_analyze()
+    if not Path(SYSTEM_PYTHON).is_file():
+        pytest.skip(f"{SYSTEM_PYTHON} is missing; it loads the filter with python3-seccomp")
+    command = [SYSTEM_PYTHON, "-c", _UNDER_SYSCALL_FILTER, sys.executable]
+
+    code, events, scraped = _run_confined(command, migrated_database_url, sandbox_factory, tmp_path)
+
+    finished = next(e for e in events if e["event"] == "orders_run_finished")
     assert finished["result"] == "succeeded"
     assert b"200 OK" in scraped.split(b"\r\n", 1)[0]
     assert code == 0
