@@ -136,6 +136,7 @@ def wait_for_database(
                 )
             )
             if _sleep_alive(delay, stop, notifier):
+                notifier.stopping()
                 return False
             continue
         if attempt:
@@ -150,7 +151,8 @@ def _sleep_alive(seconds: float, stop: threading.Event, notifier: systemd.Notifi
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         notifier.extend_timeout(left + START_TIMEOUT_MARGIN)
-        notifier.watchdog()
+        if timeout is not None:
+            notifier.watchdog()
         if stop.wait(min(step, left)):
             return True
     return False

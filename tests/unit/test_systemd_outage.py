@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -204,14 +206,27 @@ def test_start_waits_for_database() -> None:
     assert logs[0]["database"] == "postgresql://syncd@db/syncd"
 
 
-def test_start_wait_ends_on_stop() -> None:
+def test_start_wait_ends_on_stop(tmp_path: Path) -> None:
     stop = threading.Event()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(2)
 
     def check() -> None:
         stop.set()  # SIGTERM arrives while the database is away
         raise _unreachable_store_error()
 
-    assert not wait_for_database(check, stop, 60.0, systemd.Notifier(None))
+    try:
+        notifier = systemd.Notifier(str(tmp_path / "notify"))
+        reached = wait_for_database(check, stop, 60.0, notifier)
+        received = [listener.recv(4096) for _ in range(3)]
+    finally:
+        listener.close()
+
+    assert not reached
+    assert received[0].startswith(b"STATUS=waiting for the database")
+    assert received[1].startswith(b"EXTEND_TIMEOUT_USEC=")
+    assert received[-1] == b"STOPPING=1"
 
 
 def test_start_wait_raises_other_store_errors() -> None:
