@@ -68,7 +68,7 @@ def _syncd_calls(guide: str) -> list[list[str]]:
 
 
 def _problem(arguments: list[str]) -> str | None:
-    """Walk ``arguments`` through the CLI; return what does not exist, or None."""
+    """Walk ``arguments`` through the CLI and return what does not exist, or None."""
     command: click.Command = app
     pending = list(arguments)
     while pending and isinstance(command, click.Group):
