@@ -323,8 +323,14 @@ class Daemon:
         scheduler.add_job(
             self.refresh_status, "interval", seconds=STATUS_INTERVAL, id="systemd_status"
         )
+        # A probe may take up to the connect timeout. A second instance then returns at once,
+        # which keeps APScheduler from warning that the job was skipped.
         scheduler.add_job(
-            self._check_outage, "interval", seconds=OUTAGE_CHECK_INTERVAL, id="database_outage"
+            self._check_outage,
+            "interval",
+            seconds=OUTAGE_CHECK_INTERVAL,
+            id="database_outage",
+            max_instances=2,
         )
 
         status = self.refresh_status(send=False)

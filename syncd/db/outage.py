@@ -113,34 +113,44 @@ class DatabaseOutage:
         self._started: float = 0.0
         self._attempts = 0
         self._retry_at = 0.0
+        self._probing = False  # a thread is running the probe
 
     def report(self, exc: BaseException) -> bool:
         """Start or extend the pause when ``exc`` is a lost connection; return whether it was.
 
-        Failures reported while a pause waits for its next try count once: many workers
-        failing together do not lengthen the backoff.
+        Failures reported while a pause waits for its next try, or while a probe runs, count
+        once: many workers failing together do not lengthen the backoff.
         """
         if not is_connection_error(exc):
             return False
         with self._lock:
-            if self._since is not None and self._clock() < self._retry_at:
+            if self._since is not None and (self._probing or self._clock() < self._retry_at):
                 return True
             self._fail(exc)
         return True
 
     def is_paused(self) -> bool:
-        """Return True while work must wait; when a try is due, probe the database first."""
+        """Return True while work must wait; when a try is due, probe the database first.
+
+        One caller at a time runs the probe, outside the lock: the others return True at
+        once instead of waiting up to the connect timeout.
+        """
         with self._lock:
             if self._since is None:
                 return False
-            if self._clock() < self._retry_at:
+            if self._probing or self._clock() < self._retry_at:
                 return True
-            try:
-                with self.engine.connect() as connection:
-                    connection.execute(text("SELECT 1"))
-            except SQLAlchemyError as exc:
+            self._probing = True
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            with self._lock:
+                self._probing = False
                 self._fail(exc)
-                return True
+            return True
+        with self._lock:
+            self._probing = False
             log.info(
                 "database_reachable_again",
                 attempts=self._attempts,
@@ -148,7 +158,7 @@ class DatabaseOutage:
             )
             self._since = None
             self._attempts = 0
-            return False
+        return False
 
     def state(self) -> OutageState | None:
         """Return the current outage, or None while the database responds."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,36 @@ def test_start_wait_raises_other_store_errors() -> None:
 
     with pytest.raises(errors.StoreError, match="no syncd tables"):
         wait_for_database(check, threading.Event(), 60.0, systemd.Notifier(None))
+
+
+def test_one_caller_probes_at_a_time() -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow_connect() -> sqlite3.Connection:
+        entered.set()
+        release.wait(5)
+        raise sqlite3.OperationalError("unable to open database file")
+
+    clock = FakeTime()
+    engine = create_engine("sqlite://", creator=slow_connect)
+    outage = DatabaseOutage(engine, 60.0, clock=clock.monotonic, jitter=lambda: 1.0)
+    outage.report(_lost())
+    clock.advance(1.0)
+    results: list[bool] = []
+    prober = threading.Thread(target=lambda: results.append(outage.is_paused()))
+    prober.start()
+    assert entered.wait(5)
+
+    started = time.monotonic()
+    others = [outage.is_paused(), outage.report(_lost())]
+    waited = time.monotonic() - started
+    release.set()
+    prober.join(5)
+
+    assert others == [True, True]
+    assert waited < 1.0
+    assert results == [True]
+    state = outage.state()
+    assert state is not None
+    assert state.attempts == 2  # the report during the probe did not count again
