@@ -174,6 +174,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if backend in {"mysql", "mariadb"}:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options["pool_recycle"] = 3600
+        # NOTE: pymysql turns on TCP keepalive with the kernel's timings and has no read
+        # timeout here, so a query to a server that vanished without a reset waits for the
+        # kernel's retransmission timeout (about 15 minutes with Linux defaults).
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     elif backend == "postgresql":
         options["connect_args"] = {
