@@ -319,7 +319,8 @@ def reauthorize_hint(record: accounts.AccountRecord) -> str | None:
 def print_lwa_secret_status(connection: Connection, settings: Settings, now: datetime) -> None:
     """Print the line of ``syncd status`` about the LWA client secret's age, if it is known."""
     age = lwa_secrets.read_secret_age(connection, settings, now.date())
-    if age is None or age.state is lwa_secrets.SecretState.UNKNOWN:
+    quiet = (lwa_secrets.SecretState.UNKNOWN, lwa_secrets.SecretState.NOT_TRACKED)
+    if age is None or age.state in quiet:
         return
     detail, fix = lwa_secrets.describe_secret_age(age)
     line = _("LWA client secret: {detail}.").format(detail=detail)

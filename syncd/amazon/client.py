@@ -239,7 +239,7 @@ class SpApiClient:
 
         The LWA client (id, secrets, token URL) changes for every provider at its next token
         request. Providers are built anew only when their own settings changed, because a
-        new provider has no access token yet and asks LWA for one. The HTTP client, its
+        new provider has no access token yet and requests one from LWA. The HTTP client, its
         timeouts and proxy, and the retry policy stay as they were built.
         """
         old, self.settings = self.settings, settings
@@ -262,14 +262,14 @@ class SpApiClient:
     def forget_accounts(self, keep: set[tuple[str, str]]) -> int:
         """Drop the providers of accounts not in ``keep`` (name, region); return how many."""
         with self._providers_lock:
-            gone = [
+            dropped = [
                 key
                 for key in self._providers
                 if key[0] != GRANTLESS_ACCOUNT and (key[0], key[1]) not in keep
             ]
-            for key in gone:
+            for key in dropped:
                 del self._providers[key]
-        return len(gone)
+        return len(dropped)
 
     def _new_provider(
         self,

@@ -228,7 +228,7 @@ def replace_refresh_token(
 
     The account becomes ``active`` and its next run is due at once, so a running daemon
     starts it at its next dispatch. The daemon's client sees that the stored token changed
-    and forgets the old token's ``invalid_grant``. Region, marketplaces, datasets and
+    and drops the old token's ``invalid_grant``. Region, marketplaces, datasets and
     checkpoints stay as they were.
 
     Raises:

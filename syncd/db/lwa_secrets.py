@@ -1,6 +1,6 @@
 """The LWA client secrets syncd has used, by fingerprint, and how close each is to expiry.
 
-Amazon expires an application's client secret 180 days after it was made and asks for a new
+Amazon expires an application's client secret 180 days after it was made and requires a new
 one before that. syncd never stores a secret: each row is the SHA-256 fingerprint of one,
 with the first time a process was configured with it, the last time LWA issued a token with
 it and the time LWA refused it (``invalid_client``).
@@ -77,10 +77,10 @@ def mark_refused(connection: Connection, value: str, now: datetime) -> None:
 
 def load_secrets(connection: Connection, fingerprints: Iterable[str]) -> dict[str, SecretRecord]:
     """Return the stored rows of these fingerprints, by fingerprint."""
-    wanted = list(fingerprints)
-    if not wanted:
+    requested = list(fingerprints)
+    if not requested:
         return {}
-    rows = connection.execute(select(_TABLE).where(_TABLE.c.fingerprint.in_(wanted)))
+    rows = connection.execute(select(_TABLE).where(_TABLE.c.fingerprint.in_(requested)))
     return {
         row.fingerprint: SecretRecord(
             row.fingerprint, row.first_seen_at, row.last_used_at, row.refused_at
@@ -99,7 +99,7 @@ def configured_fingerprints(settings: Settings) -> list[str]:
 
 
 class SecretState(enum.StrEnum):
-    """How the current client secret stands."""
+    """The state of the current client secret."""
 
     OK = "ok"
     EXPIRING = "expiring"  # within WARNING_DAYS of the expiry
@@ -189,8 +189,8 @@ def read_secret_age(connection: Connection, settings: Settings, today: date) -> 
 
 
 def describe_secret_age(age: SecretAge) -> tuple[str, str]:
-    """Return what ``status`` and ``doctor`` say about the secret: the finding and the fix."""
-    shown = age.fingerprint[:FINGERPRINT_SHOWN]
+    """Return the finding and the fix that ``status`` and ``doctor`` print for the secret."""
+    prefix = age.fingerprint[:FINGERPRINT_SHOWN]
     rotate = _(
         "Rotate the secret where Amazon shows the app's LWA credentials (Solution Provider "
         "Portal, or Seller Central: Apps and Services, Develop Apps), put the new one into "
@@ -206,10 +206,10 @@ def describe_secret_age(age: SecretAge) -> tuple[str, str]:
         "'systemctl reload syncd'."
     )
     if age.state is SecretState.REFUSED:
-        detail = _("LWA refused the client secret {secret} (invalid_client)").format(secret=shown)
+        detail = _("LWA refused the client secret {secret} (invalid_client)").format(secret=prefix)
         if age.has_next:
             detail = _("LWA refused the client secret {secret} and the next one").format(
-                secret=shown
+                secret=prefix
             )
         fix = _(
             "Every account waits. Put the app's current secret into SYNCD_LWA_CLIENT_SECRET and "
@@ -218,7 +218,7 @@ def describe_secret_age(age: SecretAge) -> tuple[str, str]:
         return detail, fix
     if age.state is SecretState.SWITCHED:
         detail = _("LWA refused the client secret {secret}; syncd uses the next one").format(
-            secret=shown
+            secret=prefix
         )
         return detail, promote
     if age.state is SecretState.NOT_TRACKED:
@@ -228,7 +228,7 @@ def describe_secret_age(age: SecretAge) -> tuple[str, str]:
         ).format(host=age.token_host)
         return detail, ""
     if age.state is SecretState.UNKNOWN or age.age_days is None or age.days_left is None:
-        detail = _("the age of the client secret {secret} is not known yet").format(secret=shown)
+        detail = _("the age of the client secret {secret} is not known yet").format(secret=prefix)
         fix = _(
             "Set SYNCD_LWA_CLIENT_SECRET_CREATED to the day Amazon made the secret; otherwise "
             "syncd counts from the day 'syncd run' first uses it."
@@ -265,7 +265,7 @@ def describe_secret_age(age: SecretAge) -> tuple[str, str]:
             age.age_days,
         )
     detail = detail.format(
-        secret=shown,
+        secret=prefix,
         age=age.age_days,
         left=age.days_left,
         lifetime=LIFETIME_DAYS,

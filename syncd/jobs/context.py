@@ -113,9 +113,9 @@ class JobContext:
         changed = [
             name for name in Settings.model_fields if getattr(old, name) != getattr(settings, name)
         ]
-        kept = [name for name in changed if _needs_restart(name, old, settings)]
-        settings = settings.model_copy(update={name: getattr(old, name) for name in kept})
-        applied = [name for name in changed if name not in kept]
+        restart_only = [name for name in changed if _needs_restart(name, old, settings)]
+        settings = settings.model_copy(update={name: getattr(old, name) for name in restart_only})
+        applied = [name for name in changed if name not in restart_only]
         vault = Vault(settings.encryption_key) if "encryption_key" in applied else self.vault
 
         self.settings = settings
@@ -126,8 +126,8 @@ class JobContext:
         if self.secrets is not None:
             self.secrets.configure(settings)
 
-        if kept:
-            log.warning("settings_need_restart", settings=kept)
+        if restart_only:
+            log.warning("settings_need_restart", settings=restart_only)
         log.info("settings_reloaded", settings=applied)
         return applied
 
@@ -154,7 +154,7 @@ def _needs_restart(name: str, old: Settings, new: Settings) -> bool:
 class SecretLedger:
     """Records the LWA client secrets in use and warns once a day when the current one ages.
 
-    Each configured secret's fingerprint is stored when a process first sees it. LWA's
+    Each configured secret's fingerprint is stored when a process is first configured with it. LWA's
     verdicts (a token issued, ``invalid_client``) are written as they come, the uses at most
     hourly. A failing database write is logged and never stops a token request.
     """

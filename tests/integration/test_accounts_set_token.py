@@ -1,4 +1,4 @@
-"""A revoked account: the others keep syncing, status and doctor say so, set-token repairs it."""
+"""A revoked account: the others keep syncing, status and doctor report it, set-token repairs it."""
 
 from __future__ import annotations
 

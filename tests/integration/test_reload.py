@@ -83,8 +83,8 @@ def test_unchanged_reload_changes_nothing(world: JobWorld) -> None:
 
 
 def test_new_secret_used_by_cached_providers(world: JobWorld) -> None:
-    # The provider keeps its access token across the reload and sends the new secret the
-    # next time it asks LWA for a token.
+    # The provider keeps its access token across the reload and sends the new secret with
+    # its next token request.
     account = world.add_account("acme-na", "na", US)
     run_orders(world.ctx, account)
     provider = world.ctx.client._providers[("acme-na", "na")]

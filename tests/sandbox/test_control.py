@@ -9,7 +9,10 @@ import pytest
 from syncd.sandbox.server import SandboxServer
 from tests.sandbox.helpers import DE, SELLER_A, SpApi
 
-RUNTIME_SETTINGS = "speed, quotas, token_lifetime, pii_roles, check_client, expired_token_field"
+RUNTIME_SETTINGS = (
+    "speed, quotas, token_lifetime, pii_roles, client_secret, retiring_client_secrets, "
+    "check_client, expired_token_field"
+)
 
 
 def test_index_lists_routes(api: SpApi) -> None:
