@@ -30,6 +30,9 @@ def _datetime() -> sa.types.TypeEngine[object]:
 
 def upgrade() -> None:
     op.add_column("syncd_orders", sa.Column("pii_purged_at", _datetime(), nullable=True))
+    op.create_index(
+        "ix_syncd_orders_pii", "syncd_orders", ["pii_purged_at", "pii_updated_at"], unique=False
+    )
     op.create_table(
         "syncd_nodes",
         sa.Column("owner", sa.String(length=128), nullable=False),
@@ -57,4 +60,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("syncd_lwa_secrets")
     op.drop_table("syncd_nodes")
+    op.drop_index("ix_syncd_orders_pii", table_name="syncd_orders")
     op.drop_column("syncd_orders", "pii_purged_at")

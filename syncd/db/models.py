@@ -139,6 +139,8 @@ class Order(Base):
         UniqueConstraint("account_id", "order_id"),
         Index("ix_syncd_orders_marketplace_updated", "marketplace_id", "last_updated_time"),
         Index("ix_syncd_orders_synced_at", "synced_at"),  # the ERP projection's changes
+        # The orders holding PII (pii_updated_at set, pii_purged_at not), for the purge.
+        Index("ix_syncd_orders_pii", "pii_purged_at", "pii_updated_at"),
         MYSQL_TABLE_OPTIONS,
     )
 
