@@ -114,6 +114,7 @@ def wait_for_database(
             refused login): waiting would not help.
     """
     attempt = 0
+    started = time.monotonic()
     while True:
         try:
             check()
@@ -140,7 +141,8 @@ def wait_for_database(
                 return False
             continue
         if attempt:
-            log.info("database_reachable_again", attempts=attempt)
+            paused = round(time.monotonic() - started, 1)
+            log.info("database_reachable_again", attempts=attempt, paused_seconds=paused)
         return True
 
 

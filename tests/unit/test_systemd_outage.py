@@ -204,6 +204,8 @@ def test_start_waits_for_database() -> None:
     events = [entry["event"] for entry in logs]
     assert events == ["database_unreachable", "database_unreachable", "database_reachable_again"]
     assert logs[1]["attempt"] == 2
+    assert logs[2]["attempts"] == 2
+    assert logs[2]["paused_seconds"] >= 1.0
     assert logs[0]["database"] == "postgresql://syncd@db/syncd"
 
 
