@@ -8,9 +8,11 @@ without ``STRICT_TRANS_TABLES``).
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -135,10 +137,12 @@ class RowBuilder:
         try:
             return hook(order) if line is None else hook(order, line)
         except Exception as exc:
-            # A failing hook is the seller's code, so only this order goes to quarantine.
+            # A failing hook is the seller's code, so only this order goes to quarantine. Its
+            # message may quote the order's buyer data, so the reason names only the exception
+            # and the line that raised it.
             raise ValueFitError(
-                _("{column}: the function {path} failed ({error}: {message}).").format(
-                    column=name, path=spec.code, error=type(exc).__name__, message=exc
+                _("{column}: the function {path} failed ({error} at {place}).").format(
+                    column=name, path=spec.code, error=type(exc).__name__, place=_raised_at(exc)
                 )
             ) from exc
 
@@ -301,3 +305,12 @@ def now_in_column(now: datetime, zone: str | None, naive: bool) -> datetime:
 # WMS transaction). In a zone with DST, a naive time repeats for an hour when clocks go back.
 OVERLAP_NO_DST = timedelta(minutes=10)
 OVERLAP_DST = timedelta(minutes=70)
+
+
+def _raised_at(exc: BaseException) -> str:
+    """Return ``file:line`` of the innermost frame that raised ``exc``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"

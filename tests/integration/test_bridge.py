@@ -506,7 +506,9 @@ def test_failing_hook_quarantines_its_order(domestic: BridgeWorld) -> None:
     with world.ctx.engine.begin() as connection:
         [entry] = quarantine.list_entries(connection)
     assert entry.record_id == double["orderId"]
-    assert "tests.erp_hooks.broken failed (KeyError" in entry.reason
+    assert "tests.erp_hooks.broken failed (KeyError at erp_hooks.py:" in entry.reason
+    # The exception's message may quote buyer data, so the reason leaves it out.
+    assert "gift_wrap" not in entry.reason
 
 
 def test_update_time_written_only_on_change(domestic: BridgeWorld) -> None:
