@@ -58,6 +58,7 @@ class Dispatcher:
         self.leases = NodeLeases(ctx)
         self.bridge = Bridge(ctx)
         self._lock = threading.Lock()
+        self._dispatch_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -120,12 +121,18 @@ class Dispatcher:
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
 
     def dispatch(self) -> int:
-        """Start the orders job of due accounts that have a free worker and whose lease we get."""
+        """Start the orders job of due accounts that have a free worker and whose lease we hold.
+
+        The scheduler and every worker that finishes call it, one at a time, so an account
+        is never started twice.
+        """
         if self.ctx.stop.is_set():
             return 0
-        with self.ctx.engine.begin() as connection:
-            due = accounts.due_accounts(connection, self.ctx.now())
-        return self._start(due, self.running, self.pool, self.ctx.settings.max_workers, run_orders)
+        with self._dispatch_lock:
+            with self.ctx.engine.begin() as connection:
+                due = accounts.due_accounts(connection, self.ctx.now())
+            limit = self.ctx.settings.max_workers
+            return self._start(due, self.running, self.pool, limit, run_orders)
 
     def dispatch_shipments(self) -> int:
         """Start the shipments job of accounts with requests or rows to send.
@@ -201,6 +208,22 @@ class Dispatcher:
             self.leases.give_back(account)
             with self._lock:
                 running.pop(account.id, None)
+        if running is self.running:
+            self._dispatch_after_run()
+
+    def _dispatch_after_run(self) -> None:
+        """Give the freed worker the next due account now instead of at the next interval.
+
+        Waiting for the interval would cap the orders runs at SYNCD_MAX_WORKERS per
+        SYNCD_DISPATCH_INTERVAL, fewer than hundreds of accounts need.
+        """
+        if self.ctx.stop.is_set():
+            return
+        try:
+            self._unless_paused(self.dispatch)()
+        except Exception:
+            # The next scheduled dispatch tries again; one failed look must not end the worker.
+            log.exception("dispatch_failed", job="dispatch")
 
     def stop(self) -> None:
         """Stop dispatching, let running pages finish, and give every lease back."""

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from syncd import config, errors
 from syncd.db import leases, nodes
 from syncd.db.accounts import AccountRecord
-from syncd.db.models import Lease, Node, table_of
+from syncd.db.models import Lease, Node, Run, table_of
 from syncd.jobs.context import JobContext, build_context
 from syncd.jobs.leasing import NodeLeases, fenced
 from syncd.scheduler import Dispatcher
@@ -26,6 +26,7 @@ from tests.integration.orders_support import US, JobWorld
 
 LEASES = table_of(Lease)
 NODES = table_of(Node)
+RUNS = table_of(Run)
 
 
 @pytest.fixture
@@ -154,18 +155,38 @@ def test_dead_node_accounts_move_after_expiry(world: JobWorld, other_ctx: JobCon
         pytest.fail("a node that lost the lease must not get a transaction")
 
 
-def test_take_claims_below_fair_share(world: JobWorld, other_ctx: JobContext) -> None:
-    created = _add_accounts(world, 2)
-    first = NodeLeases(world.ctx)
-    _start(first)
-    first.leave()  # every lease free again, and the first node remembers a share of 2
-    second = NodeLeases(other_ctx)
-    second.fair_share = 1
+def test_take_claims_only_before_join(world: JobWorld, other_ctx: JobContext) -> None:
+    created = _add_accounts(world, 3)
+    before_join = NodeLeases(world.ctx)
+    joined = NodeLeases(other_ctx)
+    joined.fair_share = 3  # as after its first heartbeat
 
-    taken = [second.take(account) for account in created]
+    taken = [before_join.take(created[0]), joined.take(created[1])]
 
     assert taken == [True, False]
-    assert second.held_ids == {created[0].id}
+    assert before_join.held_ids == {created[0].id}
+    assert _owners(world)[created[1].id] is None
+
+
+def test_freed_worker_takes_next_account(world: JobWorld) -> None:
+    world.ctx.settings = world.ctx.settings.model_copy(update={"max_workers": 1})
+    created = _add_accounts(world, 3)
+    dispatcher = Dispatcher(world.ctx)
+    try:
+        started = dispatcher.dispatch()  # once: no scheduler runs the later looks
+        deadline = time.monotonic() + 60
+        while _finished_runs(world) < len(created) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        dispatcher.pool.shutdown(wait=True)
+
+    assert started == 1
+    assert _finished_runs(world) == len(created)
+
+
+def _finished_runs(world: JobWorld) -> int:
+    with world.ctx.engine.begin() as connection:
+        return int(connection.execute(select(func.count()).select_from(RUNS)).scalar_one())
 
 
 def test_stale_node_rows_are_removed(world: JobWorld, other_ctx: JobContext) -> None:
@@ -205,18 +226,24 @@ def test_beat_shares_application_budget(world: JobWorld, monkeypatch: pytest.Mon
 
 
 def test_dispatcher_runs_only_held_accounts(world: JobWorld, other_ctx: JobContext) -> None:
-    created = _add_accounts(world, 4)
+    _add_accounts(world, 4)
     other = NodeLeases(other_ctx)
-    _start(other)  # holds every account
+    _start(other)  # the first node takes every account
     dispatcher = Dispatcher(world.ctx)
-    dispatcher.leases.fair_share = 2
     try:
+        _start(dispatcher.leases)
+        other.beat()  # two nodes now: it gives two accounts back
+        started_before_beat = dispatcher.dispatch()
+        dispatcher.leases.beat()  # the heartbeat claims them
         started = dispatcher.dispatch()
+        running = set(dispatcher.running)
     finally:
         dispatcher.pool.shutdown(wait=True)
 
-    assert started == 0
-    assert len(created) == 4
+    assert started_before_beat == 0
+    assert started == 2
+    assert running <= dispatcher.leases.held_ids
+    assert running.isdisjoint(other.held_ids)
 
 
 # -- one node on SQLite -------------------------------------------------------------------------
