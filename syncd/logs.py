@@ -80,6 +80,52 @@ def configure_logging(
     # httpx logs every request at INFO with the full URL; syncd logs its own calls instead.
     for name in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    _route_library_logs(out, renderer, max(numeric_level, logging.WARNING))
+
+
+def _library_event(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Name a library's log record ``library_log`` and keep its text under ``message``."""
+    record = event_dict.get("_record")
+    event_dict["message"] = event_dict.get("event")
+    event_dict["event"] = "library_log"
+    if isinstance(record, logging.LogRecord):
+        event_dict["library"] = record.name
+    return event_dict
+
+
+def _route_library_logs(out: TextIO, renderer: structlog.typing.Processor, level: int) -> None:
+    """Render the warnings of SQLAlchemy, APScheduler and other stdlib loggers like syncd's.
+
+    Without this they reach journald as plain text and tracebacks, which a log system that
+    reads JSON lines cannot parse. The handler replaces the one a previous call installed.
+    """
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _library_event,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+_HANDLER_NAME = "syncd"
 
 
 class _CurrentStderr:

@@ -170,7 +170,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     backend = parsed.get_backend_name()
     # A pooled connection that died while idle (a server restart, a network cut) is
     # replaced at checkout instead of failing the job that drew it.
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # Bound parameters stay out of error messages and tracebacks: they may be buyer data.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if backend in {"mysql", "mariadb"}:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options["pool_recycle"] = 3600
@@ -193,7 +194,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             "keepalives_count": 3,
         }
     elif backend == "sqlite":
-        options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
+        options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}, "hide_parameters": True}
     options.update(kwargs)
     engine = create_engine(parsed, **options)
     event.listen(engine, "connect", _session_setup(backend))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 import structlog
@@ -64,3 +65,22 @@ def test_secrets_are_redacted_from_keys_and_values() -> None:
     assert line["token_lifetime"] == 3600
     assert line["account"] == "acme"
     assert line["event"] == "something_happened"
+
+
+def test_library_warnings_become_json_lines() -> None:
+    out = io.StringIO()
+    logs.configure_logging("json", "info", stream=out)
+    failure = RuntimeError("connection reset")
+    logging.getLogger("sqlalchemy.pool").warning("reset failed", exc_info=failure)
+    logging.getLogger("apscheduler.scheduler").info("Running job")
+    logs.configure_logging("json", "info", stream=out)  # a second call adds no second handler
+    logging.getLogger("sqlalchemy.pool").error("client_secret=abc leaked")
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+
+    assert len(lines) == 2
+    assert lines[0]["event"] == "library_log"
+    assert lines[0]["library"] == "sqlalchemy.pool"
+    assert lines[0]["level"] == "warning"
+    assert "RuntimeError: connection reset" in lines[0]["exception"]
+    assert "abc" not in lines[1]["message"]
