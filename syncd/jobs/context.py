@@ -154,9 +154,13 @@ def _needs_restart(name: str, old: Settings, new: Settings) -> bool:
 class SecretLedger:
     """Records the LWA client secrets in use and warns once a day when the current one ages.
 
-    Each configured secret's fingerprint is stored when a process is first configured with it. LWA's
-    verdicts (a token issued, ``invalid_client``) are written as they come, the uses at most
-    hourly. A failing database write is logged and never stops a token request.
+    Each configured secret's fingerprint is stored when a process is first configured with
+    it. LWA's verdicts (a token issued, ``invalid_client``) are written as they come, the uses
+    at most hourly. A failing database write is logged and never stops a token request.
+
+    NOTE: the age is checked at start, at each reload and when LWA issues a token, which an
+    active account causes at least hourly. A daemon whose accounts all wait (re-authorization,
+    a refused secret) therefore warns only at start and at reloads.
     """
 
     def __init__(self, engine: Engine, now: Callable[[], datetime] = utc_now) -> None:

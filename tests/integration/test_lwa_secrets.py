@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from syncd import cli, config, doctor
 from syncd.amazon.auth import fingerprint
-from syncd.crypto import generate_key
+from syncd.crypto import Vault, generate_key
 from syncd.db import accounts, lwa_secrets, runs
 from syncd.db.engine import create_db_engine
 from syncd.db.models import LwaSecret, table_of
@@ -370,3 +370,43 @@ def test_young_secret_logs_nothing(engine: Any, migrated_database_url: str) -> N
         ledger.configure(settings)
 
     assert "lwa_client_secret_expiring" not in [entry["event"] for entry in logs]
+
+
+def test_status_shows_expiring_secret(
+    engine: Any,
+    migrated_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Status reads the age from the database and the settings; it sends nothing to LWA.
+    key = generate_key()
+    for name, value in {
+        "SYNCD_DATABASE_URL": migrated_database_url,
+        "SYNCD_ENCRYPTION_KEY": key,
+        "SYNCD_LWA_CLIENT_ID": "amzn1.application-oa2-client.test",
+        "SYNCD_LWA_CLIENT_SECRET": OLD,
+        "SYNCD_LANGUAGE": "en",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with engine.begin() as connection:
+        accounts.save_account(
+            connection,
+            Vault(SecretStr(key)),
+            name="acme-na",
+            region="na",
+            marketplace_ids=(US,),
+            included_data=("FULFILLMENT",),
+            refresh_token=SecretStr("Atzr|acme-na"),
+            now=datetime.now(UTC),
+        )
+    seen = datetime.now(UTC) - timedelta(days=172)
+    with engine.begin() as connection:
+        lwa_secrets.record_secrets(connection, [fingerprint(SecretStr(OLD))], seen)
+
+    assert cli.run(["status"]) == 0
+
+    out = capsys.readouterr().out
+    assert "LWA client secret: the client secret" in out
+    assert "expires in 8 days" in out
+    assert "SYNCD_LWA_CLIENT_SECRET_NEXT" in out
+    assert OLD not in out
