@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from structlog.testing import capture_logs
 from syncd import errors
 from syncd.amazon.auth import fingerprint
 from syncd.crypto import generate_key
-from syncd.db import accounts, migrate
+from syncd.db import accounts, migrate, runs
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Account, LwaSecret, table_of
 from syncd.jobs import bridge as bridge_job
@@ -97,6 +98,34 @@ def test_new_secret_used_by_cached_providers(world: JobWorld) -> None:
 
     assert world.ctx.client._providers[("acme-na", "na")] is provider
     assert world.ctx.client.credentials.secret_in_use.get_secret_value() == "rotated-secret"
+    assert world.sandbox.state.call_count(operation="lwa", status=401) == 0
+
+
+def test_reload_during_run_drops_nothing(world: JobWorld) -> None:
+    account = world.add_account("acme-na", "na", US)
+    world.sandbox.state.add_fault(
+        {"kind": "slow", "operation": "searchOrders", "delay": 1.5, "count": 1}
+    )
+    summaries: list[Any] = []
+    worker = threading.Thread(target=lambda: summaries.append(run_orders(world.ctx, account)))
+    worker.start()
+    wait_until(
+        lambda: world.sandbox.state.call_count(operation="lwa", status=200) == 1,
+        30,
+        "the run's access token",
+    )
+    time.sleep(0.3)  # the first search is now waiting in the sandbox
+
+    # Amazon takes only the new secret from now on, and the providers are built anew.
+    world.sandbox.state.update_settings(client_secret="rotated-secret")
+    changed, _ = _reload(
+        world, lwa_client_secret=SecretStr("rotated-secret"), token_refresh_margin=120.0
+    )
+    worker.join(timeout=60)
+
+    assert sorted(changed) == ["lwa_client_secret", "token_refresh_margin"]
+    assert summaries[0].result == runs.SUCCEEDED
+    assert world.watermark(account) is not None
     assert world.sandbox.state.call_count(operation="lwa", status=401) == 0
 
 
