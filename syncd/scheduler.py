@@ -30,7 +30,7 @@ from syncd.db.outage import DatabaseOutage
 from syncd.jobs.bridge import Bridge
 from syncd.jobs.context import JobContext
 from syncd.jobs.leasing import NodeLeases
-from syncd.jobs.orders import run_orders
+from syncd.jobs.orders import run_orders_for_worker
 from syncd.jobs.pii_purge import run_pii_purge
 from syncd.jobs.shipments import accounts_with_shipments, run_shipments, warn_near_deadlines
 from syncd.logs import get_logger
@@ -132,7 +132,7 @@ class Dispatcher:
             with self.ctx.engine.begin() as connection:
                 due = accounts.due_accounts(connection, self.ctx.now())
             limit = self.ctx.settings.max_workers
-            return self._start(due, self.running, self.pool, limit, run_orders)
+            return self._start(due, self.running, self.pool, limit, run_orders_for_worker)
 
     def dispatch_shipments(self) -> int:
         """Start the shipments job of accounts with requests or rows to send.

@@ -155,6 +155,12 @@ class TokenBucket:
             self._tokens -= 1.0
             return wait
 
+    def wait_seconds(self) -> float:
+        """Return how long a caller that reserved a token now would wait for it."""
+        with self._lock:
+            self._refill(self._clock())
+            return max(0.0, (self._threshold() - self._tokens) / self._rate)
+
     def available(self) -> bool:
         """True when a token can be taken now without waiting."""
         with self._lock:
@@ -242,6 +248,13 @@ class Pacer:
             self.bucket.refund()
             return None
         return waited + more
+
+    def wait_seconds(self) -> float:
+        """Return how long a call would wait now for the later of its two tokens."""
+        waits = [self.bucket.wait_seconds()]
+        if self.application is not None:
+            waits.append(self.application.wait_seconds())
+        return max(waits)
 
     def refund(self) -> None:
         """Give back the tokens of a request that never reached Amazon."""

@@ -61,6 +61,21 @@ ACCESS_DENIED_RETRY = timedelta(hours=1)
 DATASET_PROBE_INTERVAL = timedelta(minutes=30)
 # Amazon keeps about two years of orders.
 MAX_BACKFILL = timedelta(days=730)
+# A daemon's run gives its worker back between two pages when the next searchOrders call
+# would wait longer than this for quota, and the account is due again when the token is.
+# It also does so after RUN_SECONDS, and the account is then due at once, behind the
+# accounts due longer. So one account's long backfill does not keep the workers busy.
+QUOTA_WAIT_YIELD_SECONDS = 30.0
+RUN_SECONDS = 120.0
+
+
+class _RunYielded(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """The run ends early to free its worker; the account is due again after ``wait``."""
+
+    def __init__(self, wait: float, reason: str) -> None:
+        super().__init__(reason)
+        self.wait = wait
+        self.reason = reason
 
 
 class _CallCounter:
@@ -94,16 +109,31 @@ def run_orders(ctx: JobContext, account: AccountRecord) -> runs.RunSummary:
     return _OrdersRun(ctx, account).run()
 
 
+def run_orders_for_worker(ctx: JobContext, account: AccountRecord) -> runs.RunSummary:
+    """Run the orders job once for a daemon worker, which it gives back between two pages.
+
+    Unlike :func:`run_orders`, the run ends early when its next call would wait more than
+    QUOTA_WAIT_YIELD_SECONDS for quota or after RUN_SECONDS, so one account's long backfill
+    does not keep a worker from the other accounts. The next run resumes from the page
+    token stored with the last page.
+    """
+    return _OrdersRun(ctx, account, yield_worker=True).run()
+
+
 class _OrdersRun:
     """One run of the orders job for one account."""
 
-    def __init__(self, ctx: JobContext, account: AccountRecord) -> None:
+    def __init__(
+        self, ctx: JobContext, account: AccountRecord, *, yield_worker: bool = False
+    ) -> None:
         self.ctx = ctx
         self.account = account
+        self.yield_worker = yield_worker
         self.summary = runs.RunSummary(account.id, STREAM, ctx.now())
         self.log = log.bind(account=account.name, job=STREAM, run_id=uuid.uuid4().hex[:12])
         self.probed = False  # whether this run probed includedData sets after InvalidInput
         self.pages_read = 0  # pages stored since the count was last reset
+        self.started = time.monotonic()
 
     def run(self) -> runs.RunSummary:
         ctx, summary = self.ctx, self.summary
@@ -119,6 +149,14 @@ class _OrdersRun:
             summary.watermark_before = summary.watermark_after = cursor.watermark
             self.orders = OrdersClient(ctx.client, seller)
             self._read_windows()
+        except _RunYielded as exc:
+            next_run = ctx.now() + timedelta(seconds=exc.wait)
+            self.log.info(
+                "orders_run_yielded",
+                reason=exc.reason,
+                pages=summary.pages,
+                next_run_in_seconds=round(exc.wait, 1),
+            )
         except errors.StoppedError:
             summary.result = runs.STOPPED
         except errors.InvalidGrantError as exc:
@@ -207,6 +245,8 @@ class _OrdersRun:
         while True:
             if self.ctx.stop.is_set():
                 raise errors.StoppedError("searchOrders")
+            if self.summary.pages:
+                self._yield_if_over_budget()
             with self.ctx.engine.begin() as connection:
                 cursor = cursors.load_cursor(connection, self.account.id, STREAM, self.ctx.now())
             if self._read_one_window(cursor):
@@ -362,7 +402,21 @@ class _OrdersRun:
             cursor = self._store_page(page, cursor)
             count += 1
             self.pages_read += 1
+            if page.next_token is not None:
+                # The next page's token is stored with this page, so the next run resumes.
+                self._yield_if_over_budget()
         return cursor, count
+
+    def _yield_if_over_budget(self) -> None:
+        """Raise _RunYielded when the next call waits long for quota or the run is long."""
+        if not self.yield_worker:
+            return
+        buckets = self.ctx.client.buckets
+        wait = buckets.pacer(self.account.name, self.account.region, "searchOrders").wait_seconds()
+        if wait > QUOTA_WAIT_YIELD_SECONDS:
+            raise _RunYielded(wait, "quota_wait")
+        if time.monotonic() - self.started > RUN_SECONDS:
+            raise _RunYielded(0.0, "run_time")
 
     def _store_page(self, page: OrdersPage, cursor: cursors.Cursor) -> cursors.Cursor:
         """Commit one page's orders together with the token of the next page."""
