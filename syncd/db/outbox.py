@@ -243,20 +243,18 @@ def finish(connection: Connection, row_id: int, owner: str, now: datetime, **val
     return result.rowcount == 1
 
 
-def release_claims(connection: Connection, account_id: int, owner: str, now: datetime) -> int:
-    """Make rows of the account that other processes left in ``sending`` due again.
+def release_claims(connection: Connection, account_id: int, now: datetime) -> int:
+    """Make rows of the account left in ``sending`` due again, at the start of its job.
 
-    Called by the new holder of the account's lease: the processes that claimed them no
-    longer hold it. A resend uses the same package reference, so a worker of the old holder
-    that is still sending causes an edit of the same package at worst.
+    Called by the holder of the account's lease before it claims rows. Other processes no
+    longer hold the lease, and this process runs one shipments job per account at a time, so
+    a row still claimed by this process is left from an earlier run that a database outage cut
+    short. A resend uses the same package reference, so a worker of an old holder that is
+    still sending causes an edit of the same package at worst.
     """
     result = connection.execute(
         update(_OUTBOX)
-        .where(
-            _OUTBOX.c.account_id == account_id,
-            _OUTBOX.c.state == SENDING,
-            or_(_OUTBOX.c.claimed_by.is_(None), _OUTBOX.c.claimed_by != owner),
-        )
+        .where(_OUTBOX.c.account_id == account_id, _OUTBOX.c.state == SENDING)
         .values(
             state=PENDING,
             claimed_by=None,

@@ -166,7 +166,7 @@ class _ShipmentsRun:
         try:
             with fenced(ctx, self.account, take=True) as connection:
                 seller = accounts.seller_account(connection, ctx.vault, self.account)
-                released = outbox.release_claims(connection, self.account.id, ctx.owner, ctx.now())
+                released = outbox.release_claims(connection, self.account.id, ctx.now())
             if released:
                 self.log.info("outbox_claims_released", rows=released)
             self.orders = OrdersClient(ctx.client, seller, retry=self.call_retry)
