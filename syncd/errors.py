@@ -146,7 +146,8 @@ class InvalidGrantError(AuthError):
         return _(
             "LWA rejected the refresh token (invalid_grant): the seller revoked or never granted "
             "access. Authorize the application again in Seller Central and store the new "
-            "refresh token with 'syncd account add {account} --replace'."
+            "refresh token with 'syncd account set-token {account} --refresh-token-file FILE'; "
+            "a running daemon picks it up without a restart."
         ).format(account=self.account or _("NAME"))
 
 

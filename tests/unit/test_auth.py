@@ -151,7 +151,7 @@ def test_invalid_grant_names_the_command_to_fix_it() -> None:
     with pytest.raises(errors.InvalidGrantError) as caught:
         _provider(lwa, FakeTime()).get()
 
-    assert "syncd account add acme-eu --replace" in str(caught.value)
+    assert "syncd account set-token acme-eu --refresh-token-file FILE" in str(caught.value)
 
 
 def test_invalid_client_is_typed_and_never_retried() -> None:
