@@ -34,10 +34,10 @@ from types import FrameType
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd import errors, metrics, systemd
+from syncd import errors, metrics, status, systemd
 from syncd.config import Settings
-from syncd.db import outbox, quarantine
-from syncd.db.models import Account, Lease, OutboxEntry, Quarantine, Run, table_of
+from syncd.db import outbox
+from syncd.db.models import Account, Lease, Run, table_of
 from syncd.db.outage import OutageState, is_connection_error, retry_delay
 from syncd.i18n import gettext as _
 from syncd.jobs.context import JobContext
@@ -55,8 +55,6 @@ HEARTBEAT_MAX_AGE = 6 * HEARTBEAT_INTERVAL
 
 _ACCOUNTS = table_of(Account)
 _LEASES = table_of(Lease)
-_OUTBOX = table_of(OutboxEntry)
-_QUARANTINE = table_of(Quarantine)
 _RUNS = table_of(Run)
 
 
@@ -221,7 +219,7 @@ class DaemonFigures:
 
 
 def read_figures(connection: Connection, owner: str, now: datetime) -> DaemonFigures:
-    """Count the status line's figures with a few aggregate queries."""
+    """Count the status line's figures, with the queries ``syncd status`` and the metrics use."""
     accounts = connection.execute(select(func.count()).select_from(_ACCOUNTS)).scalar_one()
     held = connection.execute(
         select(func.count()).select_from(_LEASES).where(_LEASES.c.owner == owner)
@@ -231,24 +229,16 @@ def read_figures(connection: Connection, owner: str, now: datetime) -> DaemonFig
             _RUNS.c.finished_at >= now - timedelta(hours=1)
         )
     ).scalar_one()
-    by_state = {
-        str(state): int(count)
-        for state, count in connection.execute(
-            select(_OUTBOX.c.state, func.count())
-            .where(_OUTBOX.c.state.in_((outbox.PENDING, outbox.SENDING, outbox.DEAD)))
-            .group_by(_OUTBOX.c.state)
-        )
-    }
-    quarantined = connection.execute(
-        select(func.count()).select_from(_QUARANTINE).where(_QUARANTINE.c.status == quarantine.OPEN)
-    ).scalar_one()
+    # The deadline window does not matter to these two figures.
+    summaries = outbox.summarize(connection, now, timedelta(0)).values()
+    quarantined = status.count_open_quarantine(connection).values()
     return DaemonFigures(
         accounts=int(accounts),
         held=int(held),
         orders_last_hour=int(orders or 0),
-        outbox_pending=by_state.get(outbox.PENDING, 0) + by_state.get(outbox.SENDING, 0),
-        outbox_dead=by_state.get(outbox.DEAD, 0),
-        quarantined=int(quarantined),
+        outbox_pending=sum(summary.depth for summary in summaries),
+        outbox_dead=sum(summary.by_state.get(outbox.DEAD, 0) for summary in summaries),
+        quarantined=sum(sum(streams.values()) for streams in quarantined),
     )
 
 
