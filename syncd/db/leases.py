@@ -199,6 +199,14 @@ def release_leases(connection: Connection, owner: str, account_ids: Collection[i
     )
 
 
+def existing_leases(connection: Connection, account_ids: Collection[int]) -> set[int]:
+    """Return which of ``account_ids`` still have a lease row (their account exists)."""
+    if not account_ids:
+        return set()
+    query = select(_TABLE.c.account_id).where(_TABLE.c.account_id.in_(sorted(account_ids)))
+    return {int(value) for value in connection.execute(query).scalars()}
+
+
 def count_leases(connection: Connection) -> int:
     """Return how many accounts have a lease row, which is every account."""
     return int(connection.execute(select(func.count()).select_from(_TABLE)).scalar_one())

@@ -324,10 +324,21 @@ class NodeLeases:
 
     def _forget_lost(self, renewed: set[int]) -> None:
         with self._lock:
-            lost = [account_id for account_id in self._held if account_id not in renewed]
-            for account_id in lost:
-                held = self._held.pop(account_id)
-                log.error("lease_lost", account=held.name, owner=self.ctx.owner)
+            missing = {account_id for account_id in self._held if account_id not in renewed}
+        taken: set[int] = set()
+        if missing:
+            # An account removed with 'syncd account remove' takes its lease row with it.
+            with self.ctx.engine.begin() as connection:
+                taken = leases.existing_leases(connection, missing)
+        with self._lock:
+            for account_id in missing:
+                held = self._held.pop(account_id, None)
+                if held is None:
+                    continue
+                if account_id in taken:
+                    log.error("lease_lost", account=held.name, owner=self.ctx.owner)
+                else:
+                    log.info("held_account_removed", account=held.name, owner=self.ctx.owner)
             unknown = renewed - set(self._held)
         if unknown:
             # Leases that are ours in the database but not in memory: a claim whose commit

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import func, select, update
 
 from syncd import config, errors
-from syncd.db import leases, nodes
+from syncd.db import accounts, leases, nodes
 from syncd.db.accounts import AccountRecord
 from syncd.db.models import Lease, Node, Run, table_of
 from syncd.jobs.context import JobContext, build_context
@@ -153,6 +153,22 @@ def test_dead_node_accounts_move_after_expiry(world: JobWorld, other_ctx: JobCon
     assert "lease_lost" in [entry["event"] for entry in logs]
     with pytest.raises(errors.LeaseLostError), fenced(world.ctx, lost):
         pytest.fail("a node that lost the lease must not get a transaction")
+
+
+def test_removed_account_is_no_lost_lease(world: JobWorld) -> None:
+    created = _add_accounts(world, 2)
+    node = NodeLeases(world.ctx)
+    _start(node)
+    with world.ctx.engine.begin() as connection:
+        accounts.remove_account(connection, created[0].name)
+
+    with structlog.testing.capture_logs() as logs:
+        node.beat()
+
+    events = [entry["event"] for entry in logs]
+    assert "held_account_removed" in events
+    assert "lease_lost" not in events
+    assert node.held_ids == {created[1].id}
 
 
 def test_take_claims_only_before_join(world: JobWorld, other_ctx: JobContext) -> None:
