@@ -199,6 +199,14 @@ def release_leases(connection: Connection, owner: str, account_ids: Collection[i
     )
 
 
+def release_owner_leases(connection: Connection, owner: str) -> int:
+    """Give back every lease of ``owner``, a process known to have ended; return how many."""
+    result = connection.execute(
+        update(_TABLE).where(_TABLE.c.owner == owner).values(owner=None, expires_at=None)
+    )
+    return int(result.rowcount)
+
+
 def existing_leases(connection: Connection, account_ids: Collection[int]) -> set[int]:
     """Return which of ``account_ids`` still have a lease row (their account exists)."""
     if not account_ids:

@@ -215,10 +215,10 @@ class _HeldAccount:
 class NodeLeases:
     """The accounts a daemon node owns between runs, renewed and balanced by its heartbeat.
 
-    Jobs ask :meth:`take` before they start, as with :class:`LeaseBook`. An account the node
-    holds is granted at once, and one it does not hold is claimed only while the node holds
-    less than its fair share. :meth:`join` registers the node, :meth:`beat` runs every
-    heartbeat, and :meth:`leave` gives every lease back on a clean stop.
+    Jobs ask :meth:`take` before they start, as with :class:`LeaseBook`, and get only the
+    accounts the node holds. :meth:`join` registers the node and claims its share,
+    :meth:`beat` runs every heartbeat, and :meth:`leave` gives every lease back on a clean
+    stop.
     """
 
     def __init__(self, ctx: JobContext) -> None:
@@ -260,8 +260,10 @@ class NodeLeases:
                 continue
             if other.hostname == hostname and not _is_running(other.pid):
                 # Killed before it could deregister, such as by a SIGKILL before a restart.
+                # Its process is gone, so its leases are free now rather than at expiry.
                 nodes.deregister_node(connection, other.owner)
-                log.warning("node_removed_dead", node=other.owner, pid=other.pid)
+                freed = leases.release_owner_leases(connection, other.owner)
+                log.warning("node_removed_dead", node=other.owner, pid=other.pid, leases=freed)
                 continue
             age = (now - other.heartbeat_at).total_seconds()
             log.error(

@@ -290,17 +290,22 @@ def test_second_sqlite_node_is_refused(world: JobWorld, other_ctx: JobContext) -
 
 def test_dead_sqlite_node_is_replaced(world: JobWorld) -> None:
     _sqlite_only(world)
+    account = _add_accounts(world, 1)[0]
     dead_pid = _ended_pid()
     with world.ctx.engine.begin() as connection:
         nodes.register_node(
             connection, "killed:1:x", hostname=socket.gethostname(), pid=dead_pid, version="0"
         )
+        assert leases.acquire_lease(connection, account.id, "killed:1:x", timedelta(hours=1))
 
     node = NodeLeases(world.ctx)
     with structlog.testing.capture_logs() as logs:
         node.join()
 
-    assert "node_removed_dead" in [entry["event"] for entry in logs]
+    removed = [entry for entry in logs if entry["event"] == "node_removed_dead"]
+    assert len(removed) == 1
+    assert removed[0]["leases"] == 1
+    assert node.held_ids == {account.id}  # free at once, not after the lease's hour
     with world.ctx.engine.begin() as connection:
         assert [row.owner for row in nodes.list_nodes(connection)] == [world.ctx.owner]
 
