@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC
+from functools import partial
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -38,6 +39,7 @@ from syncd.logs import get_logger
 log = get_logger(__name__)
 
 HEARTBEAT_INTERVAL = 5.0  # seconds between two beats of the scheduler's own heartbeat job
+SECRET_AGE_INTERVAL = 3_600.0  # seconds between two looks at the LWA client secret's age
 
 
 class Dispatcher:
@@ -110,13 +112,20 @@ class Dispatcher:
                 id="bridge",
             )
         self.scheduler.add_job(
-            run_pii_purge,
+            self._unless_paused(partial(run_pii_purge, self.ctx)),
             "interval",
-            args=[self.ctx],
             seconds=settings.pii_purge_interval,
             next_run_time=self.ctx.now(),
             id="pii_purge",
         )
+        if self.ctx.secrets is not None:
+            # Once a day at most it logs; hourly looks catch a daemon whose accounts all wait.
+            self.scheduler.add_job(
+                self._unless_paused(self.ctx.secrets.check_age),
+                "interval",
+                seconds=SECRET_AGE_INTERVAL,
+                id="lwa_secret_age",
+            )
         self.scheduler.start()
         log.info("dispatcher_started", owner=self.ctx.owner, max_workers=settings.max_workers)
 

@@ -158,9 +158,8 @@ class SecretLedger:
     it. LWA's verdicts (a token issued, ``invalid_client``) are written as they come, the uses
     at most hourly. A failing database write is logged and never stops a token request.
 
-    NOTE: the age is checked at start, at each reload and when LWA issues a token, which an
-    active account causes at least hourly. A daemon whose accounts all wait (re-authorization,
-    a refused secret) therefore warns only at start and at reloads.
+    The age is checked at start, at each reload, when LWA issues a token, and hourly by the
+    daemon's scheduler, so a daemon whose accounts all wait still warns.
     """
 
     def __init__(self, engine: Engine, now: Callable[[], datetime] = utc_now) -> None:
