@@ -9,6 +9,7 @@ ever moved backwards, and that the accounts were spread over the nodes.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from syncd.db.models import Account, Checkpoint, Lease, Order, table_of
 from syncd.sandbox.external import ExternalSandbox
 from syncd.shipping.submit import submit_shipment
 from tests.conftest import reset_database
-from tests.crash_support import command_environment
+from tests.crash_support import command_environment, parse_time, read_events
 
 US = "ATVPDKIKX0DER"
 NODES = 3
@@ -137,6 +138,9 @@ def test_killed_node_accounts_keep_syncing(database_url: str, tmp_path: Path) ->
     assert sum(owners_after.values()) == ACCOUNTS
     assert arrived_after < ARRIVAL_LIMIT
     assert codes == [0] * (NODES - 1)
+
+    # No two nodes ever ran jobs of one account at the same time.
+    assert _overlapping_runs(tmp_path) == []
 
     # No watermark ever moved backwards.
     assert samples.count > 20
@@ -365,3 +369,21 @@ def _packages(control: httpx.Client, row: outbox.OutboxRow) -> list[dict[str, An
     response.raise_for_status()
     packages: list[dict[str, Any]] = response.json()["packages"]
     return packages
+
+
+def _overlapping_runs(work_dir: Path) -> list[str]:
+    """Return the runs of one account by two nodes whose times overlap, from the node logs."""
+    spans: dict[str, list[tuple[datetime, datetime, int]]] = defaultdict(list)
+    for number in range(NODES):
+        for event in read_events(work_dir / f"node-{number}.log"):
+            if event["event"] not in ("orders_run_finished", "shipments_run_finished"):
+                continue
+            end = parse_time(str(event["timestamp"]))
+            start = end - timedelta(milliseconds=float(event["duration_ms"]))
+            spans[str(event["account"])].append((start, end, number))
+    found = []
+    for account, runs in spans.items():
+        for (start, end, node), (other_start, other_end, other) in itertools.combinations(runs, 2):
+            if node != other and start < other_end and other_start < end:
+                found.append(f"{account}: node {node} {start}-{end}, node {other} {other_start}")
+    return found
