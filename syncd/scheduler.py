@@ -61,6 +61,7 @@ class Dispatcher:
         self.bridge = Bridge(ctx)
         self._lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
+        self._shipments_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -143,26 +144,25 @@ class Dispatcher:
             limit = self.ctx.settings.max_workers
             return self._start(due, self.running, self.pool, limit, run_orders_for_worker)
 
-    def dispatch_shipments(self) -> int:
+    def dispatch_shipments(self, *, warn: bool = True, after: int | None = None) -> int:
         """Start the shipments job of accounts with requests or rows to send.
 
         The accounts started longest ago go first, so a few busy accounts cannot keep the
-        shipment workers from the others. Near deadlines are logged on every look.
+        shipment workers from the others. Near deadlines are logged on every scheduled look
+        (``warn``). A worker that finishes the account ``after`` looks again without it, so
+        an account whose run fails at once is not started again and again.
         """
         if self.ctx.stop.is_set():
             return 0
-        warn_near_deadlines(self.ctx)
-        candidates = sorted(
-            accounts_with_shipments(self.ctx),
-            key=lambda account: self.shipping_started.get(account.id, 0.0),
-        )
-        return self._start(
-            candidates,
-            self.shipping,
-            self.ship_pool,
-            self.ctx.settings.shipment_workers,
-            run_shipments,
-        )
+        if warn:
+            warn_near_deadlines(self.ctx)
+        with self._shipments_lock:
+            candidates = sorted(
+                (account for account in accounts_with_shipments(self.ctx) if account.id != after),
+                key=lambda account: self.shipping_started.get(account.id, 0.0),
+            )
+            limit = self.ctx.settings.shipment_workers
+            return self._start(candidates, self.shipping, self.ship_pool, limit, run_shipments)
 
     def _start(
         self,
@@ -218,21 +218,25 @@ class Dispatcher:
             with self._lock:
                 running.pop(account.id, None)
         if running is self.running:
-            self._dispatch_after_run()
+            self._dispatch_after_run(self.dispatch, "dispatch")
+        else:
+            self._dispatch_after_run(
+                lambda: self.dispatch_shipments(warn=False, after=account.id), "shipments"
+            )
 
-    def _dispatch_after_run(self) -> None:
-        """Give the freed worker the next due account now instead of at the next interval.
+    def _dispatch_after_run(self, dispatch: Callable[[], int], name: str) -> None:
+        """Give the freed worker the next account with work now, not at the next interval.
 
-        Waiting for the interval would cap the orders runs at SYNCD_MAX_WORKERS per
-        SYNCD_DISPATCH_INTERVAL, fewer than hundreds of accounts need.
+        Waiting for the interval would cap the runs at one per worker and interval, fewer
+        than hundreds of accounts need.
         """
         if self.ctx.stop.is_set():
             return
         try:
-            self._unless_paused(self.dispatch)()
+            self._unless_paused(dispatch)()
         except Exception:
-            # The next scheduled dispatch tries again; one failed look must not end the worker.
-            log.exception("dispatch_failed", job="dispatch")
+            # The next scheduled look tries again; one failed look must not end the worker.
+            log.exception("dispatch_failed", job=name)
 
     def stop(self) -> None:
         """Stop dispatching, let running pages finish, and give every lease back."""

@@ -9,11 +9,12 @@ import pytest
 import structlog
 
 from syncd.amazon.throttle import BucketRegistry
-from syncd.db import accounts, cursors, runs
+from syncd.db import accounts, cursors, intake, runs
 from syncd.jobs import orders
 from syncd.jobs.orders import run_orders, run_orders_for_worker
 from syncd.scheduler import Dispatcher
 from tests.integration.orders_support import DE, FR, IT, US, JobWorld
+from tests.integration.shipments_support import new_order, request, request_row
 
 
 def _one_window(world: JobWorld) -> None:
@@ -133,3 +134,27 @@ def test_longest_due_account_goes_first(world: JobWorld) -> None:
 def _due(world: JobWorld) -> list[accounts.AccountRecord]:
     with world.ctx.engine.begin() as connection:
         return accounts.due_accounts(connection, datetime.now(UTC))
+
+
+def test_freed_shipper_takes_next_account(world: JobWorld) -> None:
+    world.ctx.settings = world.ctx.settings.model_copy(update={"shipment_workers": 1})
+    submitted = []
+    for name in ("a-shop", "b-shop", "c-shop"):
+        account = world.add_account(name, "na", US)
+        submitted.append(request(world, account, new_order(world, account)).request.id)
+    dispatcher = Dispatcher(world.ctx)
+
+    def statuses() -> list[str]:
+        return [request_row(world, request_id).status for request_id in submitted]
+
+    try:
+        started = dispatcher.dispatch_shipments()  # once: no scheduler runs the later looks
+        deadline = time.monotonic() + 60
+        while intake.NEW in statuses() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        dispatcher.ship_pool.shutdown(wait=True)
+        dispatcher.pool.shutdown(wait=True)
+
+    assert started == 1
+    assert statuses() == [intake.ACCEPTED] * 3
