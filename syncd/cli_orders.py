@@ -28,8 +28,9 @@ from syncd.cli_support import (
     open_database,
 )
 from syncd.config import Settings
-from syncd.db import accounts, quarantine, runs
+from syncd.db import accounts, nodes, quarantine, runs
 from syncd.db.engine import database_error_reason
+from syncd.db.leases import database_now
 from syncd.i18n import gettext as _
 from syncd.i18n import ngettext
 from syncd.jobs.context import JobContext, build_context
@@ -317,6 +318,7 @@ def print_status_tables(
                 format_duration(status.lag),
             )
     console.print(marketplaces_table)
+    print_node_status(connection, settings)
     print_outbox_status(shipments, {status.account.id: status.account.name for status in statuses})
     print_bridge_status(connection, settings, now)
     print_pii_status(connection, settings, now)
@@ -335,6 +337,37 @@ def print_status_tables(
                     account=status.account.name, error=last.error
                 )
             )
+
+
+def print_node_status(connection: Connection, settings: Settings) -> None:
+    """Print the daemons that share this database, with their heartbeats and accounts."""
+    found = nodes.list_nodes(connection)
+    if not found:
+        return
+    now = database_now(connection)
+    heartbeat = timedelta(seconds=settings.node_heartbeat)
+    table = Table(
+        _("Host"),
+        _("Process"),
+        _("Version"),
+        _("Started"),
+        _("Last heartbeat"),
+        _("State"),
+        _("Accounts held"),
+        title=_("Daemons (times in UTC)"),
+    )
+    for node in found:
+        live = nodes.is_live(node, now, heartbeat)
+        table.add_row(
+            node.hostname,
+            str(node.pid),
+            node.version,
+            format_time(node.started_at, short=True),
+            _("{duration} ago").format(duration=format_duration(now - node.heartbeat_at)),
+            _("running") if live else _("not answering"),
+            str(node.accounts_held),
+        )
+    create_console().print(table)
 
 
 def _format_skew(seconds: float | None) -> str:

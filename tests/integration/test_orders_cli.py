@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError
 from syncd import cli, cli_accounts, cli_orders
 from syncd.amazon.clock import utc_now
 from syncd.crypto import generate_key
-from syncd.db import accounts, quarantine
+from syncd.db import accounts, nodes, quarantine
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Account, Order, Run, table_of
 from syncd.sandbox.server import SandboxServer
@@ -453,3 +453,30 @@ def test_status_names_why_the_last_run_failed(
 )
 def test_clock_skew_is_shown_without_a_negative_zero(seconds: float | None, shown: str) -> None:
     assert cli_orders._format_skew(seconds) == shown
+
+
+def test_status_lists_the_daemons(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    migrated_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    _add(monkeypatch, "acme-na", "na", US)
+    engine = create_db_engine(migrated_database_url)
+    try:
+        with engine.begin() as connection:
+            nodes.register_node(
+                connection, "erp-node-7:4242:ab", hostname="erp-node-7", pid=4242, version="0.1.0"
+            )
+            nodes.record_heartbeat(connection, "erp-node-7:4242:ab", accounts_held=3, status=None)
+    finally:
+        engine.dispose()
+
+    assert cli.run(["status"]) == 0
+
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if "erp-node-7" in line]
+    assert "4242" in line
+    assert "running" in line
+    assert line.rstrip(" │").endswith("3")
