@@ -397,11 +397,22 @@ class NodeLeases:
                 reverse=True,
             )[:count]
         if idle:
-            self._release(idle, reason="fair_share")
+            self._release(idle, reason="fair_share", idle_only=True)
 
-    def _release(self, account_ids: Collection[int], reason: str) -> None:
+    def _release(
+        self, account_ids: Collection[int], reason: str, *, idle_only: bool = False
+    ) -> None:
+        """Give back these leases; with ``idle_only``, those of accounts with no job running.
+
+        A job may start between the choice of idle accounts and this call, so they are
+        checked again under the lock that :meth:`take` holds.
+        """
         with self._lock:
-            released = {i: self._held.pop(i) for i in account_ids if i in self._held}
+            released = {
+                i: self._held.pop(i)
+                for i in account_ids
+                if i in self._held and not (idle_only and self._held[i].jobs)
+            }
         if not released:
             return
         buckets = self.ctx.client.buckets
