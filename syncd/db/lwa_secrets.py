@@ -65,8 +65,17 @@ def record_secrets(connection: Connection, fingerprints: Iterable[str], now: dat
 
 
 def mark_used(connection: Connection, value: str, now: datetime) -> None:
-    """Record that LWA issued a token with the secret of this fingerprint."""
-    connection.execute(update(_TABLE).where(_TABLE.c.fingerprint == value).values(last_used_at=now))
+    """Record that LWA issued a token with the secret of this fingerprint.
+
+    An earlier refusal no longer holds: it came from a fault that has passed, such as a wrong
+    client id or a token service's error, and the secret must not be skipped or reported as
+    refused any more.
+    """
+    connection.execute(
+        update(_TABLE)
+        .where(_TABLE.c.fingerprint == value)
+        .values(last_used_at=now, refused_at=None)
+    )
 
 
 def mark_refused(connection: Connection, value: str, now: datetime) -> None:

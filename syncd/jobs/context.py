@@ -204,6 +204,9 @@ class SecretLedger:
 
     def refused(self, fingerprint: str) -> None:
         """Note that LWA refused this secret."""
+        with self._lock:
+            # The next token issued with it is written at once and ends the refusal.
+            self._last_use_written.pop(fingerprint, None)
         self._write(lwa_secrets.mark_refused, fingerprint)
 
     def check_age(self) -> lwa_secrets.SecretAge | None:

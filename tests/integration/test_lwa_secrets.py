@@ -410,3 +410,26 @@ def test_status_shows_expiring_secret(
     assert "expires in 8 days" in out
     assert "SYNCD_LWA_CLIENT_SECRET_NEXT" in out
     assert OLD not in out
+
+
+def test_accepted_secret_is_not_refused(
+    rotation: tuple[SandboxServer, ContextFactory],
+) -> None:
+    server, build = rotation
+    ctx = build(next_secret=None)
+    run_orders(ctx, _add(ctx, "acme-na"))  # LWA refuses the old secret
+    assert ctx.client.credentials.is_refused
+    ctx.close()
+    # The refusal came from LWA's side (a wrong client id, a token service's fault) and ends.
+    server.state.update_settings(client_secret=OLD)
+
+    restarted = build(next_secret=None)
+    record = _add(restarted, "bravo-na")
+    run_orders(restarted, record)
+
+    with restarted.engine.begin() as connection:
+        assert runs.last_runs(connection, "orders")[record.id].result == runs.SUCCEEDED
+        age = lwa_secrets.read_secret_age(connection, restarted.settings, TODAY)
+    assert age is not None
+    assert age.state not in (lwa_secrets.SecretState.REFUSED, lwa_secrets.SecretState.SWITCHED)
+    assert _stored(restarted)[fingerprint(SecretStr(OLD))].refused_at is None
