@@ -202,29 +202,32 @@ def describe_secret_age(age: SecretAge) -> tuple[str, str]:
     prefix = age.fingerprint[:FINGERPRINT_SHOWN]
     rotate = _(
         "Rotate the secret where Amazon shows the app's LWA credentials (Solution Provider "
-        "Portal, or Seller Central: Apps and Services, Develop Apps), put the new one into "
-        "SYNCD_LWA_CLIENT_SECRET_NEXT and run 'systemctl reload syncd'."
+        "Portal, or Seller Central: Apps and Services, Develop Apps) and put the new one into "
+        "SYNCD_LWA_CLIENT_SECRET_NEXT."
     )
     waiting = _(
         "The next secret is configured (SYNCD_LWA_CLIENT_SECRET_NEXT): syncd switches to it "
         "when Amazon retires the old one. Then make it SYNCD_LWA_CLIENT_SECRET."
     )
     promote = _(
-        "Move the new secret from SYNCD_LWA_CLIENT_SECRET_NEXT to SYNCD_LWA_CLIENT_SECRET, set "
-        "SYNCD_LWA_CLIENT_SECRET_CREATED to the day Amazon made it, and run "
-        "'systemctl reload syncd'."
+        "Move the new secret from SYNCD_LWA_CLIENT_SECRET_NEXT to SYNCD_LWA_CLIENT_SECRET and "
+        "set SYNCD_LWA_CLIENT_SECRET_CREATED to the day Amazon made it."
     )
+    # systemd copies LoadCredential= files only when the service starts, so a reload does
+    # not see a changed credential file.
+    apply = _(
+        "Then run 'systemctl reload syncd' after a change of the env file, or "
+        "'systemctl restart syncd' after a change of a credential file."
+    )
+    rotate, promote = f"{rotate} {apply}", f"{promote} {apply}"
     if age.state is SecretState.REFUSED:
         detail = _("LWA refused the client secret {secret} (invalid_client)").format(secret=prefix)
         if age.has_next:
             detail = _("LWA refused the client secret {secret} and the next one").format(
                 secret=prefix
             )
-        fix = _(
-            "Every account waits. Put the app's current secret into SYNCD_LWA_CLIENT_SECRET and "
-            "run 'systemctl reload syncd'."
-        )
-        return detail, fix
+        fix = _("Every account waits. Put the app's current secret into SYNCD_LWA_CLIENT_SECRET.")
+        return detail, f"{fix} {apply}"
     if age.state is SecretState.SWITCHED:
         detail = _("LWA refused the client secret {secret}; syncd uses the next one").format(
             secret=prefix
