@@ -46,6 +46,8 @@ RESTART_SETTINGS = frozenset(
         "bridge_interval",
         "pii_purge_interval",
         "node_heartbeat",
+        # A daemon node renews its leases with the lifetime and on the schedule set at start.
+        "lease_seconds",
         "database_retry_max_delay",
         "application_budget",
         "metrics_port",
