@@ -258,9 +258,13 @@ class NodeLeases:
         for other in nodes.list_nodes(connection):
             if other.owner == self.ctx.owner or not nodes.is_live(other, now, self.heartbeat):
                 continue
-            if other.hostname == hostname and not _is_running(other.pid):
+            if other.hostname == hostname and (
+                other.pid == os.getpid() or not _is_running(other.pid)
+            ):
                 # Killed before it could deregister, such as by a SIGKILL before a restart.
-                # Its process is gone, so its leases are free now rather than at expiry.
+                # Its process is gone, so its leases are free now rather than at expiry. A
+                # row with this process's own id is gone too: in a container the daemon often
+                # gets the same id at every start.
                 nodes.deregister_node(connection, other.owner)
                 freed = leases.release_owner_leases(connection, other.owner)
                 log.warning("node_removed_dead", node=other.owner, pid=other.pid, leases=freed)
