@@ -16,7 +16,7 @@ from tests.integration.orders_support import JobWorld
 def test_own_pid_left_behind_is_dead(world: JobWorld) -> None:
     if world.ctx.engine.dialect.name != "sqlite":
         pytest.skip("only SQLite refuses a second node")
-    # A container's daemon gets the same process id at every start, so the row of the
+    # A container's daemon often gets the same process id at every start, so the row of the
     # instance killed before this start names this very process.
     with world.ctx.engine.begin() as connection:
         nodes.register_node(
