@@ -1,5 +1,7 @@
 """A production service: nodes sharing the database, LWA secret ages, purged PII.
 
+Also indexes leases by owner (node heartbeats) and runs by finish time (status line).
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-05
@@ -33,6 +35,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_syncd_orders_pii", "syncd_orders", ["pii_purged_at", "pii_updated_at"], unique=False
     )
+    op.create_index("ix_syncd_leases_owner", "syncd_leases", ["owner"], unique=False)
+    op.create_index("ix_syncd_runs_finished_at", "syncd_runs", ["finished_at"], unique=False)
     op.create_table(
         "syncd_nodes",
         sa.Column("owner", sa.String(length=128), nullable=False),
@@ -60,5 +64,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("syncd_lwa_secrets")
     op.drop_table("syncd_nodes")
+    op.drop_index("ix_syncd_runs_finished_at", table_name="syncd_runs")
+    op.drop_index("ix_syncd_leases_owner", table_name="syncd_leases")
     op.drop_index("ix_syncd_orders_pii", table_name="syncd_orders")
     op.drop_column("syncd_orders", "pii_purged_at")

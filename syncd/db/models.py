@@ -100,7 +100,9 @@ class Lease(Base):
     """Lease of an account: the worker that owns it and until when; one row per account."""
 
     __tablename__ = "syncd_leases"
-    __table_args__ = MYSQL_TABLE_OPTIONS
+    # A node renews and gives back its leases by owner; without the index InnoDB locks every
+    # row such a statement scans, and the other nodes' claims skip them all meanwhile.
+    __table_args__ = (Index("ix_syncd_leases_owner", "owner"), MYSQL_TABLE_OPTIONS)
 
     account_id: Mapped[int] = mapped_column(
         ForeignKey("syncd_accounts.id", ondelete="CASCADE"), primary_key=True
@@ -229,6 +231,7 @@ class Run(Base):
     __tablename__ = "syncd_runs"
     __table_args__ = (
         Index("ix_syncd_runs_account_started", "account_id", "started_at"),
+        Index("ix_syncd_runs_finished_at", "finished_at"),  # the daemon's status line
         MYSQL_TABLE_OPTIONS,
     )
 
