@@ -301,20 +301,22 @@ def _outbox_metrics(statuses: list[AccountStatus], figures: ShipmentFigures) -> 
     yield near
     yield unverified
 
-    # Requests are keyed by the account name the WMS wrote, which may name no account.
+    # Requests are keyed by the account name the WMS wrote, which may name no account: such
+    # names are summed under one label, so a WMS cannot create a series per typing error.
+    known = {status.account.name.lower(): status.account.name for status in statuses}
     new = GaugeMetricFamily(
         "syncd_shipment_requests_new",
         "Shipment requests in the intake not yet taken into the outbox, per account name.",
         labels=["account"],
     )
-    for name, count in sorted(figures.new_requests.items()):
+    for name, count in sorted(_by_known_account(figures.new_requests, known).items()):
         new.add_metric([name], count)
     rejected = GaugeMetricFamily(
         "syncd_shipment_requests_rejected",
         "Shipment requests rejected in the last 7 days, per account name.",
         labels=["account"],
     )
-    for name, count in sorted(figures.rejected.items()):
+    for name, count in sorted(_by_known_account(figures.rejected, known).items()):
         rejected.add_metric([name], count)
     yield new
     yield rejected
@@ -412,3 +414,15 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
         "to an address of this server (127.0.0.1 by default) and SYNCD_METRICS_PORT to a free "
         "port, or leave SYNCD_METRICS_PORT unset to turn metrics off."
     ).format(host=host, port=port, error=exc.strerror or exc)
+
+
+UNKNOWN_ACCOUNT = "(unknown)"
+
+
+def _by_known_account(counts: dict[str, int], known: dict[str, str]) -> dict[str, int]:
+    """Return the counts by account name, those of names that are no account summed."""
+    found: dict[str, int] = {}
+    for name, count in counts.items():
+        label = known.get(name.lower(), UNKNOWN_ACCOUNT)
+        found[label] = found.get(label, 0) + count
+    return found

@@ -235,6 +235,8 @@ class Dispatcher:
         try:
             self._unless_paused(dispatch)()
         except Exception:
+            if self.ctx.stop.is_set():
+                return  # the pools shut down while this worker finished: nothing to start
             # The next scheduled look tries again; one failed look must not end the worker.
             log.exception("dispatch_failed", job=name)
 

@@ -232,3 +232,12 @@ class _Context:
         self.settings = settings
         self.engine = None
         self.now = lambda: datetime(2026, 5, 10, tzinfo=UTC)
+
+
+def test_unknown_request_accounts_share_label() -> None:
+    counts = {"acme-na": 2, "ACME-EU": 1, "acme-na ": 4, "typo": 3}
+    known = {"acme-na": "acme-na", "acme-eu": "acme-EU"}
+
+    found = metrics._by_known_account(counts, known)
+
+    assert found == {"acme-na": 2, "acme-EU": 1, metrics.UNKNOWN_ACCOUNT: 7}
