@@ -170,7 +170,10 @@ def _echo_summary(name: str, summary: runs.RunSummary) -> None:
     cls=cli_base.Command,
     help=_(
         "Run the daemon: sync every account's orders and send its shipments continuously, "
-        "and with a mapping file run the bridge to the ERP, until SIGTERM or Ctrl+C."
+        "and with a mapping file run the bridge to the ERP, until SIGTERM or Ctrl+C. Under "
+        "systemd (Type=notify) it reports when it is ready, keeps the watchdog fed, and on "
+        "SIGHUP ('systemctl reload syncd') reads the env file, the accounts and the mapping "
+        "again without stopping its work; see docs/install.md."
     ),
 )
 @click.pass_context
