@@ -270,22 +270,38 @@ def _sqlite_only(world: JobWorld) -> None:
         pytest.skip("only SQLite limits the database to one node")
 
 
-def test_second_sqlite_node_is_refused(world: JobWorld, other_ctx: JobContext) -> None:
+def test_second_sqlite_node_is_refused(world: JobWorld) -> None:
     _sqlite_only(world)
-    first = NodeLeases(world.ctx)
-    first.join()
+    # The first daemon is another live process on this host: one row per process id, and a
+    # row naming this very process would be a predecessor that was killed.
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with world.ctx.engine.begin() as connection:
+            nodes.register_node(
+                connection,
+                "first-daemon",
+                hostname=socket.gethostname(),
+                pid=first.pid,
+                version="test",
+            )
 
-    with structlog.testing.capture_logs() as logs, pytest.raises(nodes.NodeConflictError) as raised:
-        NodeLeases(other_ctx).join()
+        with (
+            structlog.testing.capture_logs() as logs,
+            pytest.raises(nodes.NodeConflictError) as raised,
+        ):
+            NodeLeases(world.ctx).join()
+    finally:
+        first.kill()
+        first.wait()
 
-    assert str(os.getpid()) in str(raised.value)
+    assert str(first.pid) in str(raised.value)
     assert "SQLite" in str(raised.value)
     refused = [entry for entry in logs if entry["event"] == "node_refused"]
     assert len(refused) == 1
-    assert refused[0]["node"] == world.ctx.owner
+    assert refused[0]["node"] == "first-daemon"
     assert refused[0]["log_level"] == "error"
     with world.ctx.engine.begin() as connection:
-        assert [row.owner for row in nodes.list_nodes(connection)] == [world.ctx.owner]
+        assert [row.owner for row in nodes.list_nodes(connection)] == ["first-daemon"]
 
 
 def test_dead_sqlite_node_is_replaced(world: JobWorld) -> None:
