@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         case_sensitive=False,
         extra="ignore",
         frozen=True,
+        # An empty line such as "SYNCD_LWA_CLIENT_SECRET=" in the env file means "not set":
+        # it must not hide the systemd credential of that name or a setting's default.
+        env_ignore_empty=True,
     )
 
     database_url: str = Field(default="sqlite:///syncd.db", repr=False)  # may hold a password

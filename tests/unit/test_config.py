@@ -103,6 +103,26 @@ def test_secret_from_systemd_credentials(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert settings.require_lwa_credentials()[1].get_secret_value() == "cred-secret"
 
 
+def test_empty_env_line_keeps_credential(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "SYNCD_LWA_CLIENT_SECRET").write_text("cred-secret\n", encoding="utf-8")
+    (credentials / "SYNCD_ENCRYPTION_KEY").write_text("cred-key\n", encoding="utf-8")
+    env_file = tmp_path / "syncd.env"
+    # As the example file ships: the secret lines are there, empty.
+    env_file.write_text(
+        "SYNCD_LWA_CLIENT_ID=id\nSYNCD_LWA_CLIENT_SECRET=\nSYNCD_ENCRYPTION_KEY=\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+
+    settings = config.load_settings(env_file)
+
+    assert settings.require_lwa_credentials()[1].get_secret_value() == "cred-secret"
+    assert settings.encryption_key is not None
+    assert settings.encryption_key.get_secret_value() == "cred-key"
+
+
 def test_endpoint_override_drops_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNCD_SPAPI_ENDPOINT_FE", "http://127.0.0.1:8402/")
 
