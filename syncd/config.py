@@ -45,8 +45,8 @@ class Settings(BaseSettings):
         case_sensitive=False,
         extra="ignore",
         frozen=True,
-        # An empty line such as "SYNCD_LWA_CLIENT_SECRET=" in the env file means "not set":
-        # it must not hide the systemd credential of that name or a setting's default.
+        # An empty line such as "SYNCD_LWA_CLIENT_SECRET=" in the env file means "not set", so
+        # it does not hide the systemd credential of that name or a setting's default.
         env_ignore_empty=True,
     )
 
@@ -55,9 +55,11 @@ class Settings(BaseSettings):
 
     lwa_client_id: str | None = None
     lwa_client_secret: SecretStr | None = None
-    # The secret Amazon issued to replace the current one; tried when LWA refuses the current.
+    # The secret Amazon issued to replace the current one. It is tried when LWA rejects the
+    # current one.
     lwa_client_secret_next: SecretStr | None = None
-    # The day the current secret was made (Seller Central shows it); else first use counts.
+    # The day the current secret was made, as Seller Central shows it. Without it, the age
+    # counts from syncd's first use of the secret.
     lwa_client_secret_created: date | None = None
     lwa_token_url: AnyHttpUrl = AnyHttpUrl(AMAZON_LWA_TOKEN_URL)
 
@@ -97,19 +99,19 @@ class Settings(BaseSettings):
     # Days after delivery (or cancellation) that buyer PII is kept; Amazon allows at most 30.
     pii_retention_days: int = Field(default=30, ge=0, le=30)
 
-    # Syncd's own copies of buyer PII are purged this often (seconds).
+    # Seconds between two purges of expired buyer PII from syncd's own tables.
     pii_purge_interval: float = Field(default=3_600.0, ge=60, le=86_400)
 
-    # Prometheus metrics; off unless a port is set, and bound to loopback by default.
+    # Prometheus metrics are off unless a port is set, and bound to loopback by default.
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     metrics_host: str = "127.0.0.1"
 
-    # Several nodes: how often a node writes its heartbeat and balances accounts (seconds).
+    # Seconds between two heartbeats of a node, at which it also balances accounts with others.
     node_heartbeat: float = Field(default=15.0, ge=1, le=600)
     # Calls per second that all accounts of the application may spend together, per operation,
     # for operations whose application-wide limit Amazon does not report.
     application_budget: dict[str, float] = Field(default_factory=dict)
-    # Longest pause between attempts to reach a database that stopped answering (seconds).
+    # Longest pause in seconds between attempts to reach a database that stopped responding.
     database_retry_max_delay: float = Field(default=300.0, ge=1, le=3_600)
 
     https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password
