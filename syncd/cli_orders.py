@@ -28,9 +28,8 @@ from syncd.cli_support import (
     open_database,
 )
 from syncd.config import Settings
-from syncd.db import accounts, nodes, quarantine, runs
+from syncd.db import accounts, leases, nodes, quarantine, runs
 from syncd.db.engine import database_error_reason
-from syncd.db.leases import database_now
 from syncd.i18n import gettext as _
 from syncd.i18n import ngettext
 from syncd.jobs.context import JobContext, build_context
@@ -120,10 +119,14 @@ def each_held_account(
             return
         with book.holding(account) as held:
             if not held:
+                with job.engine.begin() as connection:
+                    holder = leases.lease_owner(connection, account.id)
                 click.echo(
-                    _("{account}: skipped, another syncd process is working on it.").format(
-                        account=account.name
-                    ),
+                    _(
+                        "{account}: skipped, the syncd process {holder} holds it. A running "
+                        "'syncd run' keeps the accounts it serves and syncs them itself; stop "
+                        "it first to run this command on them."
+                    ).format(account=account.name, holder=holder or "?"),
                     err=True,
                 )
                 skipped.append(account.name)
@@ -347,7 +350,7 @@ def print_node_status(connection: Connection, settings: Settings) -> None:
     found = nodes.list_nodes(connection)
     if not found:
         return
-    now = database_now(connection)
+    now = leases.database_now(connection)
     heartbeat = timedelta(seconds=settings.node_heartbeat)
     table = Table(
         _("Host"),

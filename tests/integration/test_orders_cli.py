@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError
 from syncd import cli, cli_accounts, cli_orders
 from syncd.amazon.clock import utc_now
 from syncd.crypto import generate_key
-from syncd.db import accounts, nodes, quarantine
+from syncd.db import accounts, leases, nodes, quarantine
 from syncd.db.engine import create_db_engine
 from syncd.db.models import Account, Order, Run, table_of
 from syncd.sandbox.server import SandboxServer
@@ -480,3 +480,28 @@ def test_status_lists_the_daemons(
     assert "4242" in line
     assert "running" in line
     assert line.rstrip(" │").endswith("3")
+
+
+def test_once_skips_daemon_held_account(
+    cli_env: tuple[SandboxServer, dict[str, str]],
+    migrated_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _add(monkeypatch, "acme-na", "na", US)
+    capsys.readouterr()
+    engine = create_db_engine(migrated_database_url)
+    try:
+        with engine.begin() as connection:
+            account = accounts.get_account(connection, "acme-na")
+            assert leases.acquire_lease(
+                connection, account.id, "erp-node-7:4242:ab", timedelta(minutes=5)
+            )
+    finally:
+        engine.dispose()
+
+    assert cli.run(["once", "orders"]) == 1
+
+    err = capsys.readouterr().err
+    assert "acme-na: skipped, the syncd process erp-node-7:4242:ab holds it." in err
+    assert "'syncd run'" in err
