@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     # Calls per second that all accounts of the application may spend together, per operation,
     # for operations whose application-wide limit Amazon does not report.
     application_budget: dict[str, float] = Field(default_factory=dict)
-    # Longest pause in seconds between attempts to reach a database that stopped responding.
+    # Maximum pause in seconds between attempts to reach a database that stopped responding.
     database_retry_max_delay: float = Field(default=300.0, ge=1, le=3_600)
 
     https_proxy: AnyHttpUrl | None = Field(default=None, repr=False)  # may hold a password

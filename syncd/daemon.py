@@ -13,8 +13,8 @@ and checks its schema, builds the job context and then hands it to :class:`Daemo
 4. SIGHUP (``systemctl reload``) sends ``RELOADING=1``, reads the settings again and hands
    them to the job context, then sends ``READY=1``. Invalid settings are logged and the old
    ones stay in force.
-5. SIGTERM or SIGINT sends ``STOPPING=1``; the dispatcher lets the pages and confirmations in
-   flight commit, gives the leases back, and the process exits with status 0.
+5. SIGTERM or SIGINT sends ``STOPPING=1``. The dispatcher lets the pages and confirmations
+   in flight commit and gives the leases back, then the process exits with status 0.
 
 Signal handlers only set events; the main thread does the work.
 """
@@ -104,8 +104,8 @@ def wait_for_database(
     """Run ``check`` until it passes; return False when ``stop`` is set first.
 
     A database that is still starting (after a power cut both machines boot again) must not
-    send syncd into systemd's restart loop and its start limit. While it waits, syncd asks
-    systemd for more start-up time and keeps the watchdog fed.
+    send syncd into systemd's restart loop and its start limit. While it waits, syncd
+    requests more start-up time from systemd and keeps the watchdog fed.
 
     Raises:
         errors.StoreError: the database responded but is unusable (a schema to upgrade, a

@@ -1,6 +1,6 @@
 """List the log events syncd emits, with their level and keys, read from the source code.
 
-The operator docs keep a table of the events worth an alert; ``tests/unit/test_log_events.py``
+The operator docs keep a table of the events worth an alert. ``tests/unit/test_log_events.py``
 uses :func:`find_events` to check that every warning and error event is in that table.
 
 Usage: ``python tools/log_events.py [--level warning]`` prints one line per event.

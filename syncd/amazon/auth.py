@@ -130,7 +130,7 @@ class ClientCredentials:
             return self._failure is not None
 
     def refused_fingerprints(self) -> frozenset[str]:
-        """Return the fingerprints of the secrets LWA refused, as far as this process knows."""
+        """Return the fingerprints of the secrets LWA rejected, as seen by this process."""
         with self._lock:
             return frozenset(self._refused_fingerprints)
 
@@ -167,7 +167,7 @@ class ClientCredentials:
                 raise failure
 
     def is_remembered(self, error: errors.AuthError) -> bool:
-        """True when ``error`` is the refusal this object raises again, not a new answer."""
+        """Return True when ``error`` is the remembered rejection raised again, not a new one."""
         with self._lock:
             return self._failure is not None and self._failure[0] is error
 

@@ -100,8 +100,8 @@ class Lease(Base):
     """Lease of an account: the worker that owns it and until when; one row per account."""
 
     __tablename__ = "syncd_leases"
-    # A node renews and gives back its leases by owner; without the index InnoDB locks every
-    # row such a statement scans, and the other nodes' claims skip them all meanwhile.
+    # A node renews and gives back its leases by owner. Without the index InnoDB locks every
+    # row such a statement scans, so the other nodes' claims skip them all meanwhile.
     __table_args__ = (Index("ix_syncd_leases_owner", "owner"), MYSQL_TABLE_OPTIONS)
 
     account_id: Mapped[int] = mapped_column(
@@ -405,8 +405,9 @@ class Node(Base):
 class LwaSecret(Base):
     """An LWA client secret syncd has used, known only by a fingerprint, to track its age.
 
-    Amazon expires client secrets 180 days after they are made; the first time syncd saw a
-    secret is the latest it can have been made, unless a setting gives the real date.
+    Amazon expires client secrets 180 days after they are made. Unless a setting gives the
+    real date, the age counts from the first time syncd saw the secret, the latest day it
+    can have been made.
     """
 
     __tablename__ = "syncd_lwa_secrets"

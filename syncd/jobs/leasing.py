@@ -8,9 +8,9 @@ A one-off command (``syncd once``) holds an account's lease for its run only, th
 :class:`LeaseBook` and :class:`LeaseKeeper`.
 
 A daemon node keeps the leases it holds between runs (:class:`NodeLeases`): sticky ownership.
-Its heartbeat renews all of them in one statement, and it holds about its fair share,
-``ceil(accounts / live nodes)``: it gives idle accounts back when it holds more, so that a
-node that just started gets some, and claims free or expired ones when it holds fewer. Leases
+Its heartbeat renews all of them in one statement and keeps the node near its fair share,
+``ceil(accounts / live nodes)``. Above it, the node gives idle accounts back, so that a node
+that just started gets some. Below it, the node claims free or expired ones. Leases
 taken per run would also keep each account on one node at a time, but an account would hop
 between nodes from run to run. Sticky ownership keeps an account's quota buckets in the one
 process that spends them, as Amazon meters them per seller and application. It also costs

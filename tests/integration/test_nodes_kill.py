@@ -2,9 +2,9 @@
 
 The nodes are real processes against ``syncd sandbox serve``. Each account has merchant
 orders with shipment requests; one node is killed while the nodes send them. The test then
-creates a new order for every account and shows that each one arrives within the lease's
-lifetime and a margin, that every shipment became exactly one package, that no watermark
-ever moved backwards, and that the accounts were spread over the nodes.
+creates a new order for every account and checks four facts. Each new order arrives within
+the lease's lifetime and a margin. Every shipment became exactly one package. No watermark
+ever moved backwards. The accounts were spread over the nodes.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_budget_caps_all_accounts_together() -> None:
     registry = _registry(time, {"getOrder": 2.0})
     start = time.monotonic()
 
-    # Ten accounts, each with 30 tokens of burst of its own: only the budget holds them back.
+    # Ten accounts, each with 30 tokens of burst of its own, so only the budget slows them.
     for account in range(10):
         for _ in range(2):
             assert registry.pacer(f"shop-{account}", "na", "getOrder").acquire() is not None
