@@ -126,7 +126,7 @@ def test_outage_pauses_then_resumes_without_loss(
             NOTIFY_SOCKET=listener.address,
             SYNCD_DATABASE_RETRY_MAX_DELAY="2",
             # A confirmation whose outcome was lost in the cut is sent again (to the same
-            # package) once its claim expires.
+            # package) at the account's next shipments run; the short claim is a backstop.
             SYNCD_SHIPMENT_CLAIM_SECONDS="30",
         )
         process = start_daemon(env, stream)
